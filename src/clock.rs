@@ -1,0 +1,118 @@
+//! The clocks a cache can read: the machine's monotonic clock (through
+//! `quanta`) or a [`ManualClock`] that moves only when told to, for tests.
+//! Only the binding reads a clock; the engine takes `now` as an argument.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::engine::time::{Tick, NANOS_PER_SECOND};
+
+/// A clock that stands still until [`ManualClock::advance`] moves it.
+///
+/// Monotonic time starts at 0; wall time starts at the system's wall time
+/// when the clock is made and moves with it. Shared between the caches
+/// that use it (an `Arc`), so one `advance` moves them all.
+#[derive(Debug)]
+pub struct ManualClock {
+    nanos: AtomicU64,
+    wall_origin_seconds: f64,
+}
+
+impl ManualClock {
+    pub fn new() -> Self {
+        ManualClock { nanos: AtomicU64::new(0), wall_origin_seconds: system_wall_seconds() }
+    }
+
+    /// Moves time forward, saturating at the end of the clock's range.
+    pub fn advance(&self, nanos: u64) {
+        let mut current = self.nanos.load(Ordering::Relaxed);
+        loop {
+            let next = current.saturating_add(nanos);
+            match self.nanos.compare_exchange_weak(current, next, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return,
+                Err(seen) => current = seen,
+            }
+        }
+    }
+
+    pub fn now(&self) -> Tick {
+        self.nanos.load(Ordering::Relaxed)
+    }
+
+    pub fn wall_seconds(&self) -> f64 {
+        self.wall_origin_seconds + self.now() as f64 / NANOS_PER_SECOND as f64
+    }
+}
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Where a cache reads time.
+#[derive(Debug, Clone)]
+pub enum Clock {
+    /// The machine's monotonic clock, counted from when the cache was made.
+    Monotonic { clock: quanta::Clock, origin: u64 },
+    Manual(Arc<ManualClock>),
+}
+
+impl Clock {
+    pub fn monotonic() -> Self {
+        let clock = quanta::Clock::new();
+        let origin = clock.raw();
+        Clock::Monotonic { clock, origin }
+    }
+
+    #[inline]
+    pub fn now(&self) -> Tick {
+        match self {
+            Clock::Monotonic { clock, origin } => clock.delta_as_nanos(*origin, clock.raw()),
+            Clock::Manual(manual) => manual.now(),
+        }
+    }
+
+    /// Seconds since the Unix epoch, as this clock sees the wall: a manual
+    /// clock's wall time moves with it.
+    pub fn wall_seconds(&self) -> f64 {
+        match self {
+            Clock::Monotonic { .. } => system_wall_seconds(),
+            Clock::Manual(manual) => manual.wall_seconds(),
+        }
+    }
+}
+
+fn system_wall_seconds() -> f64 {
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(since) => since.as_secs_f64(),
+        Err(before) => -before.duration().as_secs_f64(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manual_clock_moves_only_when_advanced() {
+        let manual = Arc::new(ManualClock::new());
+        let clock = Clock::Manual(manual.clone());
+        assert_eq!(clock.now(), 0);
+        let wall = clock.wall_seconds();
+        manual.advance(1_500_000_000);
+        assert_eq!(clock.now(), 1_500_000_000);
+        assert!((clock.wall_seconds() - wall - 1.5).abs() < 1e-6);
+        manual.advance(u64::MAX);
+        assert_eq!(clock.now(), u64::MAX);
+    }
+
+    #[test]
+    fn monotonic_clock_does_not_go_back() {
+        let clock = Clock::monotonic();
+        let a = clock.now();
+        let b = clock.now();
+        assert!(b >= a);
+    }
+}

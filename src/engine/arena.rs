@@ -1,0 +1,216 @@
+//! A slab of entries addressed by [`SlotId`], with a free list.
+//!
+//! Invariants: a `SlotId` handed out by [`Arena::insert`] stays valid until
+//! [`Arena::remove`] takes it back; vacant slots form a singly linked free
+//! list through `Slot::Vacant`, so a removed slot is reused by the next
+//! insert and a warm cache allocates nothing.
+
+use std::num::NonZeroU32;
+
+/// The index of an entry in the arena, stored as index + 1 so that
+/// `Option<SlotId>` is four bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SlotId(NonZeroU32);
+
+impl SlotId {
+    /// # Panics
+    /// If `index` does not fit the 32-bit id space (over 4 billion entries).
+    #[inline]
+    pub(crate) fn from_index(index: usize) -> Self {
+        let raw = u32::try_from(index + 1).expect("arena holds at most u32::MAX - 1 entries");
+        SlotId(NonZeroU32::new(raw).expect("index + 1 is never zero"))
+    }
+
+    #[inline]
+    pub(crate) fn index(self) -> usize {
+        self.0.get() as usize - 1
+    }
+}
+
+impl std::fmt::Debug for SlotId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "#{}", self.index())
+    }
+}
+
+#[derive(Debug)]
+enum Slot<T> {
+    Occupied(T),
+    Vacant { next_free: Option<SlotId> },
+}
+
+/// A `Vec` of slots plus a free list.
+#[derive(Debug)]
+pub struct Arena<T> {
+    slots: Vec<Slot<T>>,
+    free_head: Option<SlotId>,
+    len: usize,
+}
+
+impl<T> Default for Arena<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> Arena<T> {
+    pub fn new() -> Self {
+        Arena { slots: Vec::new(), free_head: None, len: 0 }
+    }
+
+    /// Number of occupied slots.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Number of slots ever allocated (occupied or free): the high-water mark.
+    pub fn capacity_used(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Stores `value`, reusing a free slot when there is one.
+    pub fn insert(&mut self, value: T) -> SlotId {
+        self.len += 1;
+        match self.free_head {
+            Some(id) => {
+                let slot = &mut self.slots[id.index()];
+                let Slot::Vacant { next_free } = *slot else {
+                    unreachable!("free list points at an occupied slot {id:?}");
+                };
+                self.free_head = next_free;
+                *slot = Slot::Occupied(value);
+                id
+            }
+            None => {
+                let id = SlotId::from_index(self.slots.len());
+                self.slots.push(Slot::Occupied(value));
+                id
+            }
+        }
+    }
+
+    /// Takes the value out of `id` and puts the slot on the free list.
+    ///
+    /// # Panics
+    /// If `id` is not occupied.
+    pub fn remove(&mut self, id: SlotId) -> T {
+        let slot = &mut self.slots[id.index()];
+        let old = std::mem::replace(slot, Slot::Vacant { next_free: self.free_head });
+        let Slot::Occupied(value) = old else {
+            panic!("remove of vacant slot {id:?}");
+        };
+        self.free_head = Some(id);
+        self.len -= 1;
+        value
+    }
+
+    /// # Panics
+    /// If `id` is not occupied.
+    #[inline]
+    pub fn get(&self, id: SlotId) -> &T {
+        match &self.slots[id.index()] {
+            Slot::Occupied(value) => value,
+            Slot::Vacant { .. } => panic!("read of vacant slot {id:?}"),
+        }
+    }
+
+    /// # Panics
+    /// If `id` is not occupied.
+    #[inline]
+    pub fn get_mut(&mut self, id: SlotId) -> &mut T {
+        match &mut self.slots[id.index()] {
+            Slot::Occupied(value) => value,
+            Slot::Vacant { .. } => panic!("write of vacant slot {id:?}"),
+        }
+    }
+
+    /// True when `id` names an occupied slot.
+    pub fn contains(&self, id: SlotId) -> bool {
+        matches!(self.slots.get(id.index()), Some(Slot::Occupied(_)))
+    }
+
+    /// Occupied slots in index order.
+    pub fn iter(&self) -> impl Iterator<Item = (SlotId, &T)> {
+        self.slots.iter().enumerate().filter_map(|(index, slot)| match slot {
+            Slot::Occupied(value) => Some((SlotId::from_index(index), value)),
+            Slot::Vacant { .. } => None,
+        })
+    }
+
+    /// Empties the arena, handing every value to `sink`; keeps the allocation.
+    pub fn drain_into(&mut self, mut sink: impl FnMut(T)) {
+        for slot in self.slots.drain(..) {
+            if let Slot::Occupied(value) = slot {
+                sink(value);
+            }
+        }
+        self.free_head = None;
+        self.len = 0;
+    }
+
+    /// Checks the free list and the count. For tests and fuzzers.
+    ///
+    /// # Panics
+    /// On any inconsistency.
+    pub fn validate(&self) {
+        let occupied = self.slots.iter().filter(|s| matches!(s, Slot::Occupied(_))).count();
+        assert_eq!(occupied, self.len, "arena count");
+        let mut free = 0;
+        let mut cursor = self.free_head;
+        while let Some(id) = cursor {
+            free += 1;
+            assert!(free <= self.slots.len(), "free list cycles");
+            match self.slots[id.index()] {
+                Slot::Vacant { next_free } => cursor = next_free,
+                Slot::Occupied(_) => panic!("free list reaches occupied slot {id:?}"),
+            }
+        }
+        assert_eq!(free + occupied, self.slots.len(), "free list misses vacant slots");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn removed_slots_are_reused_last_in_first_out() {
+        let mut arena = Arena::new();
+        let a = arena.insert("a");
+        let b = arena.insert("b");
+        let c = arena.insert("c");
+        assert_eq!(arena.remove(b), "b");
+        assert_eq!(arena.remove(a), "a");
+        assert_eq!(arena.insert("d"), a);
+        assert_eq!(arena.insert("e"), b);
+        assert_eq!(arena.capacity_used(), 3);
+        assert_eq!(*arena.get(c), "c");
+        arena.validate();
+        let mut seen = Vec::new();
+        arena.drain_into(|v| seen.push(v));
+        seen.sort_unstable();
+        assert_eq!(seen, ["c", "d", "e"]);
+        assert!(arena.is_empty());
+        arena.validate();
+    }
+
+    #[test]
+    fn option_slot_id_is_four_bytes() {
+        assert_eq!(std::mem::size_of::<Option<SlotId>>(), 4);
+    }
+
+    #[test]
+    #[should_panic(expected = "vacant")]
+    fn reading_a_removed_slot_panics() {
+        let mut arena = Arena::new();
+        let a = arena.insert(1);
+        arena.remove(a);
+        arena.get(a);
+    }
+}

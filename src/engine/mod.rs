@@ -1,0 +1,400 @@
+//! The cache engine, in pure Rust: no Python, no clock, no user code.
+//!
+//! [`Cache`] keeps entries in an [`arena::Arena`], finds them through a
+//! `hashbrown::HashTable` of slot ids keyed by the caller's hash, orders
+//! them for eviction with a [`policy::Policy`], and files every entry with
+//! a deadline in a [`wheel::TimerWheel`]. Every operation takes `now` and
+//! appends the entries it let go to a [`Released`] buffer instead of
+//! dropping them, so the caller decides when their values are released
+//! (the Python binding calls `close()` only after the engine returns).
+//!
+//! Keys are compared by a closure the caller passes (`eq`), so the engine
+//! works for any key type, including Python strings it cannot hash itself.
+
+pub mod arena;
+mod entry;
+pub mod list;
+pub mod policy;
+pub mod time;
+pub mod wheel;
+
+use hashbrown::HashTable;
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+use smallvec::SmallVec;
+
+use self::arena::{Arena, SlotId};
+pub use self::entry::Entry;
+use self::policy::Policy;
+pub use self::policy::EvictionPolicy;
+use self::time::{Tick, LATEST_NOW, NEVER};
+use self::wheel::{TimerWheel, UNSCHEDULED};
+
+/// Why an entry left the cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReleaseReason {
+    Expired,
+    Evicted,
+    Deleted,
+    Cleared,
+}
+
+/// An entry the cache let go, handed back to the caller.
+#[derive(Debug)]
+pub struct ReleasedEntry<K, V> {
+    pub key: K,
+    pub value: V,
+    pub tag: u8,
+    pub reason: ReleaseReason,
+}
+
+/// What one operation let go. Inline for the usual zero to two entries, so
+/// a warm cache does not allocate per operation.
+pub type Released<K, V> = SmallVec<[ReleasedEntry<K, V>; 2]>;
+
+/// Why `insert` refused; the key and value come back untouched.
+#[derive(Debug, PartialEq, Eq)]
+pub enum InsertError<K, V> {
+    /// A live entry holds the key.
+    Occupied { key: K, value: V },
+    /// The size alone is over `max_bytes`.
+    TooLarge { key: K, value: V },
+}
+
+/// Limits and timing a cache is made with; 0 means "no limit".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub policy: EvictionPolicy,
+    pub max_items: u64,
+    pub max_bytes: u64,
+    /// Minimum time between automatic scans; [`NEVER`] for none.
+    pub scan_interval: Tick,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { policy: EvictionPolicy::Lru, max_items: 0, max_bytes: 0, scan_interval: 0 }
+    }
+}
+
+/// A new entry for [`Cache::insert`].
+#[derive(Debug)]
+pub struct NewEntry<K, V> {
+    pub hash: u64,
+    pub key: K,
+    pub value: V,
+    pub size: u64,
+    /// Absolute deadline; [`NEVER`] for none.
+    pub deadline: Tick,
+    pub tag: u8,
+}
+
+#[derive(Debug)]
+pub struct Cache<K, V> {
+    entries: Arena<Entry<K, V>>,
+    index: HashTable<SlotId>,
+    wheel: TimerWheel,
+    policy: Policy,
+    config: Config,
+    /// Sum of the sizes held; u128 so that unlimited caches of huge sizes
+    /// cannot overflow.
+    bytes: u128,
+    last_scan: Tick,
+    /// The latest `now` seen: time never goes back for the engine.
+    latest_now: Tick,
+    /// Reused buffer for the wheel's due ids.
+    due: Vec<SlotId>,
+}
+
+impl<K, V> Cache<K, V> {
+    /// A cache whose clock starts at `now`; `random` gets an OS-seeded RNG.
+    pub fn new(config: Config, now: Tick) -> Self {
+        Self::with_rng(config, now, SmallRng::from_os_rng())
+    }
+
+    /// As [`Cache::new`] with a seeded RNG, for reproducible tests.
+    pub fn with_seed(config: Config, now: Tick, seed: u64) -> Self {
+        Self::with_rng(config, now, SmallRng::seed_from_u64(seed))
+    }
+
+    fn with_rng(config: Config, now: Tick, rng: SmallRng) -> Self {
+        let now = now.min(LATEST_NOW);
+        Cache {
+            entries: Arena::new(),
+            index: HashTable::new(),
+            wheel: TimerWheel::new(now),
+            policy: Policy::new(config.policy, rng),
+            config,
+            bytes: 0,
+            last_scan: now,
+            latest_now: now,
+            due: Vec::new(),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Entries held, expired but unreaped ones included.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Sum of the sizes of the entries held.
+    #[inline]
+    pub fn bytes(&self) -> u128 {
+        self.bytes
+    }
+
+    /// Clamps `now` into the engine's range and keeps it from going back.
+    #[inline]
+    fn observe(&mut self, now: Tick) -> Tick {
+        self.latest_now = self.latest_now.max(now.min(LATEST_NOW));
+        self.latest_now
+    }
+
+    #[inline]
+    fn find(&self, hash: u64, mut eq: impl FnMut(&K) -> bool) -> Option<SlotId> {
+        let entries = &self.entries;
+        self.index
+            .find(hash, |&id| {
+                let entry = entries.get(id);
+                entry.hash == hash && eq(&entry.key)
+            })
+            .copied()
+    }
+
+    /// The live value of a key; a hit counts as a use under LRU. An expired
+    /// entry found here is reaped into `released`.
+    #[inline]
+    pub fn get(
+        &mut self,
+        hash: u64,
+        eq: impl FnMut(&K) -> bool,
+        now: Tick,
+        released: &mut Released<K, V>,
+    ) -> Option<&V> {
+        let now = self.observe(now);
+        self.auto_scan(now, released);
+        let id = self.find(hash, eq)?;
+        if self.entries.get(id).timer.deadline <= now {
+            self.release(id, ReleaseReason::Expired, released);
+            return None;
+        }
+        self.policy.on_hit(&mut self.entries, id);
+        Some(&self.entries.get(id).value)
+    }
+
+    /// True when a live entry holds the key. Changes nothing.
+    #[inline]
+    pub fn contains(&self, hash: u64, eq: impl FnMut(&K) -> bool, now: Tick) -> bool {
+        let now = now.min(LATEST_NOW).max(self.latest_now);
+        self.find(hash, eq).is_some_and(|id| self.entries.get(id).timer.deadline > now)
+    }
+
+    /// Stores a new entry. `eq` must match the new key. Refuses a key held
+    /// by a live entry and a size over `max_bytes`; otherwise reaps an
+    /// expired holder of the key, makes room (expired entries first, then
+    /// victims by policy, never the new entry) and inserts.
+    pub fn insert(
+        &mut self,
+        new: NewEntry<K, V>,
+        eq: impl FnMut(&K) -> bool,
+        now: Tick,
+        released: &mut Released<K, V>,
+    ) -> Result<(), InsertError<K, V>> {
+        let now = self.observe(now);
+        self.auto_scan(now, released);
+        if self.config.max_bytes > 0 && new.size > self.config.max_bytes {
+            return Err(InsertError::TooLarge { key: new.key, value: new.value });
+        }
+        if let Some(id) = self.find(new.hash, eq) {
+            if self.entries.get(id).timer.deadline > now {
+                return Err(InsertError::Occupied { key: new.key, value: new.value });
+            }
+            self.release(id, ReleaseReason::Expired, released);
+        }
+        if self.over_limits(1, new.size) {
+            self.reap_expired(now, released);
+            while self.over_limits(1, new.size) {
+                let victim = self.policy.victim().expect("over a limit with no entry to evict");
+                self.release(victim, ReleaseReason::Evicted, released);
+            }
+        }
+        let NewEntry { hash, key, value, size, deadline, tag } = new;
+        let id = self.entries.insert(Entry {
+            key,
+            value,
+            hash,
+            size,
+            timer: Default::default(),
+            order: Default::default(),
+            random_position: 0,
+            tag,
+        });
+        let entries = &self.entries;
+        self.index.insert_unique(hash, id, |&id| entries.get(id).hash);
+        self.policy.on_insert(&mut self.entries, id);
+        if deadline != NEVER {
+            self.wheel.schedule(&mut self.entries, id, deadline);
+        }
+        self.bytes += u128::from(size);
+        Ok(())
+    }
+
+    /// Removes the key's entry into `released`. True when it was live; an
+    /// expired entry is reaped all the same and gives false.
+    pub fn remove(
+        &mut self,
+        hash: u64,
+        eq: impl FnMut(&K) -> bool,
+        now: Tick,
+        released: &mut Released<K, V>,
+    ) -> bool {
+        let now = self.observe(now);
+        self.auto_scan(now, released);
+        let Some(id) = self.find(hash, eq) else {
+            return false;
+        };
+        if self.entries.get(id).timer.deadline <= now {
+            self.release(id, ReleaseReason::Expired, released);
+            false
+        } else {
+            self.release(id, ReleaseReason::Deleted, released);
+            true
+        }
+    }
+
+    /// Reaps every expired entry, then enforces the limits.
+    pub fn scan(&mut self, now: Tick, released: &mut Released<K, V>) {
+        let now = self.observe(now);
+        self.reap_expired(now, released);
+        while self.over_limits(0, 0) {
+            let victim = self.policy.victim().expect("over a limit with no entry to evict");
+            self.release(victim, ReleaseReason::Evicted, released);
+        }
+    }
+
+    /// Removes every entry into `released`.
+    pub fn clear(&mut self, released: &mut Released<K, V>) {
+        released.reserve(self.entries.len());
+        self.entries.drain_into(|entry| {
+            released.push(ReleasedEntry {
+                key: entry.key,
+                value: entry.value,
+                tag: entry.tag,
+                reason: ReleaseReason::Cleared,
+            });
+        });
+        self.index.clear();
+        self.wheel.clear();
+        self.policy.clear();
+        self.bytes = 0;
+    }
+
+    /// Visits every key and value (for the garbage collector).
+    pub fn for_each(&self, mut visit: impl FnMut(&K, &V)) {
+        for (_, entry) in self.entries.iter() {
+            visit(&entry.key, &entry.value);
+        }
+    }
+
+    /// The automatic scan at the start of `get`/`insert`/`remove`, gated by
+    /// `scan_interval`. Nothing due costs a few bitmap tests.
+    #[inline]
+    fn auto_scan(&mut self, now: Tick, released: &mut Released<K, V>) {
+        if now - self.last_scan >= self.config.scan_interval {
+            self.reap_expired(now, released);
+        }
+    }
+
+    #[inline]
+    fn reap_expired(&mut self, now: Tick, released: &mut Released<K, V>) {
+        self.last_scan = now;
+        if self.wheel.nothing_due(now) {
+            return;
+        }
+        let mut due = std::mem::take(&mut self.due);
+        self.wheel.advance(&mut self.entries, now, &mut due);
+        for id in due.drain(..) {
+            self.release(id, ReleaseReason::Expired, released);
+        }
+        self.due = due;
+    }
+
+    /// Whether `extra_items` more items of `extra_bytes` would break a limit.
+    #[inline]
+    fn over_limits(&self, extra_items: u64, extra_bytes: u64) -> bool {
+        let items = self.entries.len() as u64 + extra_items;
+        let bytes = self.bytes + u128::from(extra_bytes);
+        (self.config.max_items > 0 && items > self.config.max_items)
+            || (self.config.max_bytes > 0 && bytes > u128::from(self.config.max_bytes))
+    }
+
+    /// Unlinks `id` from every structure and hands its key and value back.
+    fn release(&mut self, id: SlotId, reason: ReleaseReason, released: &mut Released<K, V>) {
+        let hash = self.entries.get(id).hash;
+        match self.index.find_entry(hash, |&other| other == id) {
+            Ok(found) => {
+                found.remove();
+            }
+            Err(_) => unreachable!("{id:?} missing from the index"),
+        }
+        self.wheel.deschedule(&mut self.entries, id);
+        self.policy.on_remove(&mut self.entries, id);
+        let entry = self.entries.remove(id);
+        self.bytes -= u128::from(entry.size);
+        released.push(ReleasedEntry { key: entry.key, value: entry.value, tag: entry.tag, reason });
+    }
+
+    /// Keys in eviction order (LRU/FIFO: next victim first; random: member
+    /// order). For tests.
+    pub fn eviction_order(&mut self) -> Vec<&K> {
+        let ids = self.policy.validate(&mut self.entries);
+        ids.into_iter().map(|id| &self.entries.get(id).key).collect()
+    }
+
+    /// Checks every structure against the others.
+    ///
+    /// # Panics
+    /// On any inconsistency, naming it.
+    pub fn validate(&mut self) {
+        self.entries.validate();
+        let count = self.entries.len();
+        assert_eq!(self.index.len(), count, "index size");
+        let mut bytes = 0u128;
+        let mut timed = 0;
+        let ids: Vec<SlotId> = self.entries.iter().map(|(id, _)| id).collect();
+        for &id in &ids {
+            let entry = self.entries.get(id);
+            bytes += u128::from(entry.size);
+            assert!(self.index.find(entry.hash, |&other| other == id).is_some(), "{id:?} not indexed");
+            let scheduled = entry.timer.bucket != UNSCHEDULED;
+            assert_eq!(scheduled, entry.timer.deadline != NEVER, "{id:?} wheel membership");
+            timed += usize::from(scheduled);
+        }
+        assert_eq!(bytes, self.bytes, "byte sum");
+        let mut members = self.policy.validate(&mut self.entries);
+        members.sort_unstable();
+        assert_eq!(members, ids, "policy members");
+        let mut scheduled = self.wheel.validate(&mut self.entries, count + 1);
+        scheduled.sort_unstable();
+        assert_eq!(scheduled.len(), timed, "wheel size");
+        if self.config.max_items > 0 {
+            assert!(count as u64 <= self.config.max_items, "items over max_items");
+        }
+        if self.config.max_bytes > 0 {
+            assert!(self.bytes <= u128::from(self.config.max_bytes), "bytes over max_bytes");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,264 @@
+//! Engine tests with `u64`-like string keys and a tick clock: no sleeping.
+
+use super::time::NEVER;
+use super::*;
+
+const SECOND: Tick = 1_000_000_000;
+
+/// A thin driver over the engine with `&'static str` keys and `u32` values.
+struct Driver {
+    cache: Cache<&'static str, u32>,
+    now: Tick,
+    released: Vec<(&'static str, u32, ReleaseReason)>,
+}
+
+fn hash_of(key: &str) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(key)
+}
+
+impl Driver {
+    fn new(policy: EvictionPolicy, max_items: u64, max_bytes: u64) -> Self {
+        Self::with_config(Config { policy, max_items, max_bytes, scan_interval: 0 })
+    }
+
+    fn with_config(config: Config) -> Self {
+        Driver { cache: Cache::with_seed(config, 0, 1), now: 0, released: Vec::new() }
+    }
+
+    fn collect(&mut self, released: Released<&'static str, u32>) {
+        self.released.extend(released.into_iter().map(|r| (r.key, r.value, r.reason)));
+    }
+
+    fn set(&mut self, key: &'static str, value: u32, size: u64, ttl: Option<Tick>) -> Result<(), &'static str> {
+        let mut released = Released::new();
+        let deadline = ttl.map_or(NEVER, |ttl| self.now.saturating_add(ttl));
+        let new = NewEntry { hash: hash_of(key), key, value, size, deadline, tag: 0 };
+        let result = self.cache.insert(new, |k| *k == key, self.now, &mut released);
+        self.collect(released);
+        self.cache.validate();
+        result.map_err(|error| match error {
+            InsertError::Occupied { .. } => "occupied",
+            InsertError::TooLarge { .. } => "too large",
+        })
+    }
+
+    fn get(&mut self, key: &'static str) -> Option<u32> {
+        let mut released = Released::new();
+        let value = self.cache.get(hash_of(key), |k| *k == key, self.now, &mut released).copied();
+        self.collect(released);
+        self.cache.validate();
+        value
+    }
+
+    fn delete(&mut self, key: &'static str) -> bool {
+        let mut released = Released::new();
+        let removed = self.cache.remove(hash_of(key), |k| *k == key, self.now, &mut released);
+        self.collect(released);
+        self.cache.validate();
+        removed
+    }
+
+    fn scan(&mut self) {
+        let mut released = Released::new();
+        self.cache.scan(self.now, &mut released);
+        self.collect(released);
+        self.cache.validate();
+    }
+
+    fn contains(&self, key: &'static str) -> bool {
+        self.cache.contains(hash_of(key), |k| *k == key, self.now)
+    }
+
+    fn take_released(&mut self) -> Vec<(&'static str, ReleaseReason)> {
+        self.released.drain(..).map(|(k, _, reason)| (k, reason)).collect()
+    }
+
+    fn order(&mut self) -> Vec<&'static str> {
+        self.cache.eviction_order().into_iter().copied().collect()
+    }
+}
+
+#[test]
+fn lru_evicts_least_recently_used_and_get_refreshes() {
+    let mut d = Driver::new(EvictionPolicy::Lru, 3, 0);
+    for (i, key) in ["a", "b", "c"].into_iter().enumerate() {
+        d.set(key, i as u32, 1, None).unwrap();
+    }
+    assert_eq!(d.get("a"), Some(0));
+    assert!(d.contains("b"));
+    assert_eq!(d.get("zzz"), None);
+    assert_eq!(d.order(), ["b", "c", "a"]);
+    d.set("d", 3, 1, None).unwrap();
+    assert_eq!(d.take_released(), [("b", ReleaseReason::Evicted)]);
+    assert_eq!(d.order(), ["c", "a", "d"]);
+}
+
+#[test]
+fn fifo_ignores_reads() {
+    let mut d = Driver::new(EvictionPolicy::Fifo, 2, 0);
+    d.set("a", 0, 1, None).unwrap();
+    d.set("b", 1, 1, None).unwrap();
+    assert_eq!(d.get("a"), Some(0));
+    d.set("c", 2, 1, None).unwrap();
+    assert_eq!(d.take_released(), [("a", ReleaseReason::Evicted)]);
+    assert_eq!(d.order(), ["b", "c"]);
+}
+
+#[test]
+fn random_never_evicts_the_new_entry_and_covers_all_members() {
+    let keys: [&'static str; 4] = ["a", "b", "c", "d"];
+    let mut evicted = std::collections::HashMap::new();
+    for seed in 0..400 {
+        let mut d = Driver::with_config(Config { policy: EvictionPolicy::Random, max_items: 3, ..Config::default() });
+        d.cache = Cache::with_seed(*d.cache.config(), 0, seed);
+        for (i, key) in keys.iter().enumerate() {
+            d.set(key, i as u32, 1, None).unwrap();
+        }
+        let released = d.take_released();
+        assert_eq!(released.len(), 1);
+        assert_ne!(released[0].0, "d");
+        *evicted.entry(released[0].0).or_insert(0) += 1;
+    }
+    for key in ["a", "b", "c"] {
+        let count = evicted[key];
+        assert!((80..=190).contains(&count), "{key} evicted {count} times of 400");
+    }
+}
+
+#[test]
+fn max_bytes_evicts_until_the_new_entry_fits() {
+    let mut d = Driver::new(EvictionPolicy::Lru, 0, 10);
+    d.set("a", 0, 4, None).unwrap();
+    d.set("b", 1, 4, None).unwrap();
+    d.set("c", 2, 2, None).unwrap();
+    assert!(d.take_released().is_empty());
+    d.set("d", 3, 7, None).unwrap();
+    assert_eq!(d.take_released(), [("a", ReleaseReason::Evicted), ("b", ReleaseReason::Evicted)]);
+    assert_eq!(d.cache.bytes(), 9);
+    assert_eq!(d.set("big", 9, 11, None), Err("too large"));
+    assert!(d.take_released().is_empty());
+    assert_eq!(d.cache.len(), 2);
+}
+
+#[test]
+fn expired_entries_go_before_live_ones() {
+    let mut d = Driver::with_config(Config { max_items: 3, scan_interval: NEVER, ..Config::default() });
+    d.set("old", 0, 1, None).unwrap();
+    d.set("short", 1, 1, Some(SECOND)).unwrap();
+    d.set("live", 2, 1, None).unwrap();
+    d.now = 2 * SECOND;
+    d.set("new", 3, 1, None).unwrap();
+    assert_eq!(d.take_released(), [("short", ReleaseReason::Expired)]);
+    assert_eq!(d.order(), ["old", "live", "new"]);
+}
+
+#[test]
+fn expiry_is_exact_whatever_the_wheel_granularity() {
+    let mut d = Driver::with_config(Config { scan_interval: NEVER, ..Config::default() });
+    d.set("k", 1, 1, Some(1_500)).unwrap();
+    d.now = 1_499;
+    assert!(d.contains("k"));
+    assert_eq!(d.get("k"), Some(1));
+    d.now = 1_500;
+    assert!(!d.contains("k"));
+    assert_eq!(d.cache.len(), 1, "not reaped before a lookup or scan");
+    assert_eq!(d.get("k"), None);
+    assert_eq!(d.take_released(), [("k", ReleaseReason::Expired)]);
+}
+
+#[test]
+fn scan_reaps_entries_due_inside_the_current_bucket() {
+    let mut d = Driver::with_config(Config { scan_interval: NEVER, ..Config::default() });
+    d.set("a", 1, 1, Some(10)).unwrap();
+    d.set("b", 1, 1, Some(20)).unwrap();
+    d.now = 15;
+    d.scan();
+    assert_eq!(d.take_released(), [("a", ReleaseReason::Expired)]);
+    assert_eq!(d.cache.len(), 1);
+}
+
+#[test]
+fn scan_interval_gates_automatic_scans() {
+    let mut d = Driver::with_config(Config { scan_interval: 10 * SECOND, ..Config::default() });
+    d.set("a", 1, 1, Some(SECOND)).unwrap();
+    d.now = 5 * SECOND;
+    assert_eq!(d.get("other"), None);
+    assert_eq!(d.cache.len(), 1);
+    d.now = 10 * SECOND;
+    assert_eq!(d.get("other"), None);
+    assert_eq!(d.take_released(), [("a", ReleaseReason::Expired)]);
+}
+
+#[test]
+fn set_over_an_expired_holder_reaps_it_and_a_live_holder_refuses() {
+    let mut d = Driver::with_config(Config { scan_interval: NEVER, ..Config::default() });
+    d.set("k", 1, 1, Some(SECOND)).unwrap();
+    assert_eq!(d.set("k", 2, 1, None), Err("occupied"));
+    assert!(d.take_released().is_empty());
+    d.now = SECOND;
+    d.set("k", 3, 1, None).unwrap();
+    assert_eq!(d.take_released(), [("k", ReleaseReason::Expired)]);
+    assert_eq!(d.get("k"), Some(3));
+}
+
+#[test]
+fn delete_reports_live_and_reaps_expired() {
+    let mut d = Driver::with_config(Config { scan_interval: NEVER, ..Config::default() });
+    d.set("live", 1, 1, None).unwrap();
+    d.set("gone", 2, 1, Some(1)).unwrap();
+    d.now = 1;
+    assert!(d.delete("live"));
+    assert!(!d.delete("gone"));
+    assert!(!d.delete("missing"));
+    assert_eq!(d.take_released(), [("live", ReleaseReason::Deleted), ("gone", ReleaseReason::Expired)]);
+    assert!(d.cache.is_empty());
+}
+
+#[test]
+fn clear_releases_everything_and_the_cache_stays_usable() {
+    let mut d = Driver::new(EvictionPolicy::Random, 10, 0);
+    d.set("a", 1, 1, Some(5)).unwrap();
+    d.set("b", 2, 3, None).unwrap();
+    let mut released = Released::new();
+    d.cache.clear(&mut released);
+    assert_eq!(released.len(), 2);
+    assert!(released.iter().all(|r| r.reason == ReleaseReason::Cleared));
+    assert_eq!((d.cache.len(), d.cache.bytes()), (0, 0));
+    d.cache.validate();
+    d.set("a", 3, 1, Some(5)).unwrap();
+    d.now = 10;
+    d.scan();
+    assert_eq!(d.take_released(), [("a", ReleaseReason::Expired)]);
+}
+
+#[test]
+fn distant_deadlines_never_overflow() {
+    let mut d = Driver::with_config(Config::default());
+    d.now = NEVER - 5;
+    d.set("far", 1, 1, Some(u64::MAX)).unwrap();
+    d.set("near", 2, 1, Some(2)).unwrap();
+    d.now = NEVER;
+    d.scan();
+    assert_eq!(d.take_released(), [("near", ReleaseReason::Expired)]);
+    assert_eq!(d.get("far"), Some(1));
+}
+
+#[test]
+fn arena_slots_are_reused_after_churn() {
+    let mut d = Driver::new(EvictionPolicy::Lru, 4, 0);
+    const KEYS: [&str; 8] = ["a", "b", "c", "d", "e", "f", "g", "h"];
+    for round in 0..100 {
+        for (i, key) in KEYS.iter().enumerate() {
+            let _ = d.set(key, (round * 8 + i) as u32, 1, Some(3));
+        }
+        d.now += 1;
+    }
+    assert!(d.cache.entries.capacity_used() <= 5, "arena grew to {}", d.cache.entries.capacity_used());
+}
+
+#[test]
+fn entry_stays_small() {
+    // Slot size is memory per entry; keep it from creeping up unnoticed.
+    assert!(std::mem::size_of::<Entry<u64, u64>>() <= 72, "{}", std::mem::size_of::<Entry<u64, u64>>());
+}
