@@ -1,0 +1,209 @@
+//! Every argument rule of the Python API, each in one place: the type and
+//! value checks of SPEC.md, with the exact exception types it names.
+
+use pyo3::exceptions::{PyOSError, PyOverflowError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDateTime, PyDelta, PyDeltaAccess, PyFloat, PyInt, PyString, PyTimeAccess};
+use pyo3::{intern, Borrowed};
+
+use crate::clock::Clock;
+use crate::engine::time::{deadline_after, seconds_to_nanos, Tick, NANOS_PER_SECOND, NEVER};
+use crate::engine::EvictionPolicy;
+
+/// An optional argument that tells "not passed" from an explicit `None`,
+/// so that `FlexCache(eviction_policy=None)` is a `TypeError` while leaving
+/// it out means the default.
+#[derive(Debug)]
+pub(crate) enum Arg<'py> {
+    Missing,
+    Given(Bound<'py, PyAny>),
+}
+
+impl<'a, 'py> FromPyObject<'a, 'py> for Arg<'py> {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        Ok(Arg::Given(obj.to_owned()))
+    }
+}
+
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type().name().map_or_else(|_| "?".to_owned(), |name| name.to_string())
+}
+
+/// A duration given as int or float seconds (or, where allowed, a
+/// `timedelta`), before the caller's own range rule is applied.
+enum Duration {
+    /// Non-negative, in nanoseconds, saturated at `u64::MAX`.
+    Nanos(u64),
+    Infinite,
+    /// Negative or NaN.
+    Invalid,
+}
+
+fn duration(obj: &Bound<'_, PyAny>, what: &str, accept_timedelta: bool) -> PyResult<Duration> {
+    if obj.is_instance_of::<PyBool>() {
+        return Err(PyTypeError::new_err(format!("{what} must be a number of seconds, not bool")));
+    }
+    if obj.is_instance_of::<PyInt>() {
+        if let Ok(seconds) = obj.extract::<u64>() {
+            return Ok(Duration::Nanos(seconds.saturating_mul(NANOS_PER_SECOND)));
+        }
+        // Out of u64: negative, or so large that it saturates.
+        return Ok(if obj.lt(0)? { Duration::Invalid } else { Duration::Nanos(u64::MAX) });
+    }
+    if obj.is_instance_of::<PyFloat>() {
+        let seconds: f64 = obj.extract()?;
+        return Ok(if seconds.is_nan() || seconds < 0.0 {
+            Duration::Invalid
+        } else if seconds.is_infinite() {
+            Duration::Infinite
+        } else {
+            Duration::Nanos(seconds_to_nanos(seconds))
+        });
+    }
+    if accept_timedelta {
+        if let Ok(delta) = obj.cast::<PyDelta>() {
+            let micros = i128::from(delta.get_days()) * 86_400_000_000
+                + i128::from(delta.get_seconds()) * 1_000_000
+                + i128::from(delta.get_microseconds());
+            return Ok(if micros < 0 {
+                Duration::Invalid
+            } else {
+                Duration::Nanos(u64::try_from(micros * 1_000).unwrap_or(u64::MAX))
+            });
+        }
+    }
+    let accepted = if accept_timedelta { "int or float seconds or a timedelta" } else { "int or float seconds" };
+    Err(PyTypeError::new_err(format!("{what} must be {accepted}, not {}", type_name(obj))))
+}
+
+pub(crate) fn eviction_policy(arg: Arg<'_>) -> PyResult<EvictionPolicy> {
+    let Arg::Given(obj) = arg else {
+        return Ok(EvictionPolicy::Lru);
+    };
+    let choices = || EvictionPolicy::ALL.map(|p| format!("'{}'", p.name())).join(", ");
+    let Ok(text) = obj.cast::<PyString>() else {
+        return Err(PyTypeError::new_err(format!(
+            "eviction_policy must be a str, one of {}; got {}",
+            choices(),
+            type_name(&obj)
+        )));
+    };
+    let policy = text.to_str().ok().and_then(EvictionPolicy::from_name);
+    policy.ok_or_else(|| {
+        PyValueError::new_err(format!("eviction_policy must be one of {}, not {}", choices(), obj.repr().map_or_else(|_| "?".to_owned(), |r| r.to_string())))
+    })
+}
+
+/// The scan interval in nanoseconds ([`NEVER`] for infinity) and as the
+/// float seconds the user gave.
+pub(crate) fn scan_interval(arg: Arg<'_>) -> PyResult<(Tick, f64)> {
+    let Arg::Given(obj) = arg else {
+        return Ok((0, 0.0));
+    };
+    let nanos = match duration(&obj, "scan_interval", false)? {
+        Duration::Nanos(nanos) => nanos,
+        Duration::Infinite => NEVER,
+        Duration::Invalid => {
+            return Err(PyValueError::new_err("scan_interval must be >= 0 (and not NaN)"));
+        }
+    };
+    let seconds: f64 = obj.call_method0(intern!(obj.py(), "__float__"))?.extract()?;
+    Ok((nanos, seconds))
+}
+
+/// `max_items` or `max_bytes`: an int in `0..=2**63-1`.
+pub(crate) fn limit(arg: Arg<'_>, what: &str) -> PyResult<u64> {
+    let Arg::Given(obj) = arg else {
+        return Ok(0);
+    };
+    if obj.is_instance_of::<PyBool>() || !obj.is_instance_of::<PyInt>() {
+        return Err(PyTypeError::new_err(format!("{what} must be an int, not {}", type_name(&obj))));
+    }
+    if obj.lt(0)? {
+        return Err(PyValueError::new_err(format!("{what} must be >= 0 (0 means unlimited)")));
+    }
+    match obj.extract::<i64>() {
+        Ok(value) => Ok(value as u64),
+        Err(_) => Err(PyOverflowError::new_err(format!("{what} must be at most 2**63-1"))),
+    }
+}
+
+/// A parsed `ttl`, before it is anchored to the clock.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Ttl {
+    Never,
+    After(u64),
+    /// An absolute wall-clock expiry, in seconds since the Unix epoch.
+    AtWallSeconds(f64),
+}
+
+impl Ttl {
+    /// The deadline on the monotonic clock, reading the wall through the
+    /// same clock as `now` so that a manual clock moves both.
+    pub(crate) fn deadline(self, now: Tick, clock: &Clock) -> Tick {
+        match self {
+            Ttl::Never => NEVER,
+            Ttl::After(nanos) => deadline_after(now, nanos),
+            Ttl::AtWallSeconds(at) => {
+                let remaining = at - clock.wall_seconds();
+                if remaining > 0.0 {
+                    deadline_after(now, seconds_to_nanos(remaining))
+                } else {
+                    now
+                }
+            }
+        }
+    }
+}
+
+pub(crate) fn ttl(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Ttl> {
+    let Some(obj) = obj else {
+        return Ok(Ttl::Never);
+    };
+    if obj.is_none() {
+        return Ok(Ttl::Never);
+    }
+    if let Ok(moment) = obj.cast::<PyDateTime>() {
+        return Ok(Ttl::AtWallSeconds(timestamp(moment)?));
+    }
+    match duration(obj, "ttl", true)? {
+        Duration::Nanos(0) | Duration::Invalid => Err(PyValueError::new_err("ttl must be > 0")),
+        Duration::Infinite => Err(PyValueError::new_err("ttl must be finite (use None for no expiry)")),
+        Duration::Nanos(nanos) => Ok(Ttl::After(nanos)),
+    }
+}
+
+/// Seconds since the epoch of a datetime, as `datetime.timestamp()` reads
+/// it (naive = local time). Near `datetime.min`/`max` that conversion can
+/// leave the supported range; there a zone offset of at most a day cannot
+/// matter, so count whole days from the epoch and ignore the offset.
+fn timestamp(moment: &Bound<'_, PyDateTime>) -> PyResult<f64> {
+    let py = moment.py();
+    match moment.call_method0(intern!(py, "timestamp")) {
+        Ok(seconds) => seconds.extract(),
+        Err(error)
+            if error.is_instance_of::<PyOverflowError>(py)
+                || error.is_instance_of::<PyValueError>(py)
+                || error.is_instance_of::<PyOSError>(py) =>
+        {
+            const EPOCH_ORDINAL: i64 = 719_163; // date(1970, 1, 1).toordinal()
+            let ordinal: i64 = moment.call_method0(intern!(py, "toordinal"))?.extract()?;
+            let seconds_of_day =
+                i64::from(moment.get_hour()) * 3_600 + i64::from(moment.get_minute()) * 60 + i64::from(moment.get_second());
+            Ok(((ordinal - EPOCH_ORDINAL) * 86_400 + seconds_of_day) as f64)
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// A `ManualClock.advance` step: seconds or a timedelta, finite, `>= 0`.
+pub(crate) fn advance_step(obj: &Bound<'_, PyAny>) -> PyResult<u64> {
+    match duration(obj, "advance() step", true)? {
+        Duration::Nanos(nanos) => Ok(nanos),
+        Duration::Infinite | Duration::Invalid => {
+            Err(PyValueError::new_err("advance() step must be finite and >= 0: time does not go back"))
+        }
+    }
+}

@@ -1,0 +1,45 @@
+//! Keys: Python `str` objects kept as they are, identified by their text.
+//!
+//! The hash is Python's own (cached in the str object), so a lookup never
+//! re-hashes or encodes the text, and lone surrogates are ordinary keys. A
+//! str subclass is copied once to an exact str: its `__hash__`/`__eq__` are
+//! not trusted, and it finds the entry stored under the equal plain str.
+
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::PyString;
+use pyo3::{intern, PyTypeInfo};
+
+pub(crate) struct Key<'py> {
+    pub(crate) text: Bound<'py, PyString>,
+    pub(crate) hash: u64,
+}
+
+impl<'py> Key<'py> {
+    /// # Errors
+    /// `TypeError` for anything that is not a str.
+    #[inline]
+    pub(crate) fn from_object(obj: &Bound<'py, PyAny>) -> PyResult<Self> {
+        let text = if obj.is_exact_instance_of::<PyString>() {
+            obj.cast::<PyString>()?.clone()
+        } else if obj.is_instance_of::<PyString>() {
+            // `str.__str__` copies a subclass instance to an exact str
+            // without calling any method the subclass overrides.
+            let py = obj.py();
+            PyString::type_object(py).getattr(intern!(py, "__str__"))?.call1((obj,))?.cast_into::<PyString>()?
+        } else {
+            let name = obj.get_type().name().map_or_else(|_| "?".to_owned(), |n| n.to_string());
+            return Err(PyTypeError::new_err(format!("cache keys must be str, not {name}")));
+        };
+        // Python's str hash, cast bit for bit: only equality of hashes matters.
+        let hash = text.as_any().hash()? as u64;
+        Ok(Key { text, hash })
+    }
+
+    /// Whether a stored key has this key's text. Both are exact strs, so
+    /// the comparison runs no Python code.
+    #[inline]
+    pub(crate) fn matches(&self, stored: &Py<PyString>) -> bool {
+        stored.is(&self.text) || stored.bind(self.text.py()).as_any().eq(&self.text).unwrap_or(false)
+    }
+}

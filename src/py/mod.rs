@@ -1,0 +1,284 @@
+//! The Python binding: `flexcache._core.FlexCache` and `ManualClock`.
+//!
+//! Each method converts its arguments (`args`, `key`), calls `item_size()`
+//! if needed, then makes one engine call under a short mutable borrow that
+//! runs no Python code, and only after the borrow ends closes and drops
+//! what the engine released (`callbacks`). A re-entrant call from
+//! `close()` or `item_size()` therefore finds the cache consistent and not
+//! borrowed; a call from another thread while a borrow is held (which can
+//! only happen if a Python finalizer runs mid-operation) gets pyo3's
+//! `RuntimeError`, never a crash.
+
+mod args;
+mod callbacks;
+mod key;
+
+use std::sync::Arc;
+
+use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyString;
+use pyo3::{PyTraverseError, PyVisit};
+
+use self::args::Arg;
+use self::callbacks::close_released;
+use self::key::Key;
+use crate::clock::{Clock, ManualClock};
+use crate::engine::{Cache, Config, InsertError, NewEntry, Released};
+
+type Engine = Cache<Py<PyString>, Py<PyAny>>;
+
+/// A clock that only moves when told to, for tests of expiry.
+#[pyclass(name = "ManualClock", module = "flexcache.testing", frozen)]
+#[derive(Debug)]
+struct ManualClockPy {
+    inner: Arc<ManualClock>,
+}
+
+#[pymethods]
+impl ManualClockPy {
+    #[new]
+    fn new() -> Self {
+        ManualClockPy { inner: Arc::new(ManualClock::new()) }
+    }
+
+    /// Moves time forward by `delta` (seconds or a timedelta, `>= 0`).
+    fn advance(&self, delta: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.inner.advance(args::advance_step(delta)?);
+        Ok(())
+    }
+
+    /// Seconds advanced since the clock was made.
+    fn monotonic(&self) -> f64 {
+        self.inner.now() as f64 / 1e9
+    }
+
+    /// The clock's wall time, in seconds since the Unix epoch.
+    fn time(&self) -> f64 {
+        self.inner.wall_seconds()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("ManualClock(monotonic={:?})", self.monotonic())
+    }
+}
+
+/// An in-memory cache keyed by `str`.
+#[pyclass(name = "FlexCache", module = "flexcache")]
+#[derive(Debug)]
+struct FlexCachePy {
+    inner: Engine,
+    clock: Clock,
+    /// `scan_interval` as the user gave it, for the property and `repr`.
+    scan_interval_seconds: f64,
+}
+
+#[pymethods]
+impl FlexCachePy {
+    #[new]
+    #[pyo3(
+        signature = (eviction_policy = Arg::Missing, scan_interval = Arg::Missing, max_items = Arg::Missing, max_bytes = Arg::Missing, *, clock = None),
+        text_signature = "(eviction_policy='lru', scan_interval=0.0, max_items=0, max_bytes=0, *, clock=None)"
+    )]
+    fn new(
+        eviction_policy: Arg<'_>,
+        scan_interval: Arg<'_>,
+        max_items: Arg<'_>,
+        max_bytes: Arg<'_>,
+        clock: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let policy = args::eviction_policy(eviction_policy)?;
+        let (scan_interval, scan_interval_seconds) = args::scan_interval(scan_interval)?;
+        let max_items = args::limit(max_items, "max_items")?;
+        let max_bytes = args::limit(max_bytes, "max_bytes")?;
+        let clock = match clock {
+            None => Clock::monotonic(),
+            Some(obj) if obj.is_none() => Clock::monotonic(),
+            Some(obj) => match obj.cast::<ManualClockPy>() {
+                Ok(manual) => Clock::Manual(manual.get().inner.clone()),
+                Err(_) => {
+                    return Err(PyTypeError::new_err("clock must be a flexcache.testing.ManualClock or None"));
+                }
+            },
+        };
+        let config = Config { policy, max_items, max_bytes, scan_interval };
+        let inner = Cache::new(config, clock.now());
+        Ok(FlexCachePy { inner, clock, scan_interval_seconds })
+    }
+
+    /// Stores `value` under `key`, expiring after `ttl` (None: never).
+    #[pyo3(signature = (key, value, ttl = None))]
+    fn set<'py>(
+        slf: &Bound<'py, Self>,
+        key: &Bound<'py, PyAny>,
+        value: &Bound<'py, PyAny>,
+        ttl: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let parsed_key = Key::from_object(key)?;
+        let ttl = args::ttl(ttl)?;
+        // User code runs here, before the cache is borrowed.
+        let (size, tag) = callbacks::measure(value)?;
+        let mut released = Released::new();
+        let result = {
+            let mut this = slf.try_borrow_mut()?;
+            let now = this.clock.now();
+            let deadline = ttl.deadline(now, &this.clock);
+            let new = NewEntry {
+                hash: parsed_key.hash,
+                key: parsed_key.text.clone().unbind(),
+                value: value.clone().unbind(),
+                size,
+                deadline,
+                tag,
+            };
+            this.inner.insert(new, |stored| parsed_key.matches(stored), now, &mut released)
+        };
+        close_released(py, released);
+        match result {
+            Ok(()) => Ok(()),
+            Err(InsertError::Occupied { .. }) => Err(PyKeyError::new_err(key.clone().unbind())),
+            Err(InsertError::TooLarge { .. }) => {
+                let max_bytes = slf.try_borrow()?.inner.config().max_bytes;
+                Err(PyValueError::new_err(format!("item size {size} is larger than max_bytes ({max_bytes})")))
+            }
+        }
+    }
+
+    /// The value stored under `key`, or `default` if it is missing or expired.
+    #[pyo3(signature = (key, default = None))]
+    fn get<'py>(
+        slf: &Bound<'py, Self>,
+        key: &Bound<'py, PyAny>,
+        default: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let key = Key::from_object(key)?;
+        let mut released = Released::new();
+        let found = {
+            let mut this = slf.try_borrow_mut()?;
+            let now = this.clock.now();
+            this.inner.get(key.hash, |stored| key.matches(stored), now, &mut released).map(|value| value.clone_ref(py))
+        };
+        if !released.is_empty() {
+            close_released(py, released);
+        }
+        Ok(match found {
+            Some(value) => value.into_bound(py),
+            None => default.unwrap_or_else(|| py.None().into_bound(py)),
+        })
+    }
+
+    /// Removes `key`, closing its value. False if no live entry held it.
+    fn delete<'py>(slf: &Bound<'py, Self>, key: &Bound<'py, PyAny>) -> PyResult<bool> {
+        let key = Key::from_object(key)?;
+        let mut released = Released::new();
+        let removed = {
+            let mut this = slf.try_borrow_mut()?;
+            let now = this.clock.now();
+            this.inner.remove(key.hash, |stored| key.matches(stored), now, &mut released)
+        };
+        close_released(slf.py(), released);
+        Ok(removed)
+    }
+
+    /// Reaps every expired entry now, whatever `scan_interval` says.
+    fn scan(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let mut released = Released::new();
+        {
+            let mut this = slf.try_borrow_mut()?;
+            let now = this.clock.now();
+            this.inner.scan(now, &mut released);
+        }
+        close_released(slf.py(), released);
+        Ok(())
+    }
+
+    /// Removes every entry, closing each value.
+    fn clear(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let mut released = Released::new();
+        slf.try_borrow_mut()?.inner.clear(&mut released);
+        close_released(slf.py(), released);
+        Ok(())
+    }
+
+    /// Number of entries held (expired ones count until reaped).
+    #[getter]
+    fn items(&self) -> usize {
+        self.inner.len()
+    }
+
+    /// Sum of the sizes of the entries held.
+    #[getter]
+    fn bytes(&self) -> u128 {
+        self.inner.bytes()
+    }
+
+    #[getter]
+    fn eviction_policy(&self) -> &'static str {
+        self.inner.config().policy.name()
+    }
+
+    #[getter]
+    fn scan_interval(&self) -> f64 {
+        self.scan_interval_seconds
+    }
+
+    #[getter]
+    fn max_items(&self) -> u64 {
+        self.inner.config().max_items
+    }
+
+    #[getter]
+    fn max_bytes(&self) -> u64 {
+        self.inner.config().max_bytes
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.len()
+    }
+
+    fn __contains__(&self, key: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let key = Key::from_object(key)?;
+        Ok(self.inner.contains(key.hash, |stored| key.matches(stored), self.clock.now()))
+    }
+
+    fn __repr__(&self) -> String {
+        let config = self.inner.config();
+        format!(
+            "FlexCache(eviction_policy='{}', scan_interval={:?}, max_items={}, max_bytes={}, items={}, bytes={})",
+            config.policy.name(),
+            self.scan_interval_seconds,
+            config.max_items,
+            config.max_bytes,
+            self.inner.len(),
+            self.inner.bytes(),
+        )
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        let mut outcome = Ok(());
+        self.inner.for_each(|key, value| {
+            if outcome.is_ok() {
+                outcome = visit.call(key).and_then(|()| visit.call(value));
+            }
+        });
+        outcome
+    }
+
+    /// Breaks reference cycles for the garbage collector: drops every entry
+    /// without calling `close()` (SPEC: collection is not a shutdown).
+    fn __clear__(&mut self) {
+        let mut released = Released::new();
+        self.inner.clear(&mut released);
+        drop(released);
+    }
+}
+
+#[pymodule]
+#[pyo3(name = "_core")]
+fn core_module(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    module.add_class::<FlexCachePy>()?;
+    module.add_class::<ManualClockPy>()?;
+    Ok(())
+}

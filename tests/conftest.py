@@ -1,0 +1,153 @@
+"""Shared fixtures for the FlexCache test suite.
+
+Values
+    ``tracker(name, size=None, on_close=None)`` makes a :class:`Closable` value.
+    Every ``close()`` call is counted on the value (``value.closes``) and logged
+    by name, in order, in ``tracker.closed``. With ``size`` given the value also
+    has ``item_size()`` (calls counted in ``value.size_calls``); without it the
+    value has no ``item_size`` attribute at all, so the cache must count it as 1.
+    ``tracker.sized(name, size)`` always has ``item_size()``, returning ``size`` as is.
+    The tracker keeps no reference to the values it makes (the GC tests rely on
+    that).
+
+Time
+    ``clock`` is a fresh :class:`flexcache.testing.ManualClock`; no test sleeps
+    to make an entry expire.
+
+Unraisable errors
+    ``unraisable`` installs a recording ``sys.unraisablehook`` for one test and
+    returns the list of ``UnraisableHookArgs`` it received (as plain tuples of
+    ``(exc_type, exc_value, object)``). Tests that do not ask for it run under
+    pytest's own hook, which turns any unraisable error into a failing warning.
+
+Consistency
+    ``check`` is a function ``check(cache)`` that asserts the invariants SPEC
+    states for every cache at rest: ``len == items``, counts non-negative, and
+    the configured limits respected.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+import pytest
+
+from flexcache import FlexCache
+from flexcache.testing import ManualClock
+
+
+class Closable:
+    """A cache value that records every call of its ``close()``."""
+
+    def __init__(
+        self,
+        name: str,
+        tracker: Tracker,
+        on_close: Callable[[Closable], object] | None = None,
+    ) -> None:
+        self.name = name
+        self.closes = 0
+        self._tracker = tracker
+        self._on_close = on_close
+
+    def close(self) -> None:
+        self.closes += 1
+        self._tracker.closed.append(self.name)
+        if self._on_close is not None:
+            self._on_close(self)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} closes={self.closes}>"
+
+
+class SizedClosable(Closable):
+    """A :class:`Closable` that also reports ``item_size()``."""
+
+    def __init__(
+        self,
+        name: str,
+        tracker: Tracker,
+        size: object,
+        on_close: Callable[[Closable], object] | None = None,
+        on_size: Callable[[SizedClosable], object] | None = None,
+    ) -> None:
+        super().__init__(name, tracker, on_close)
+        self.size = size
+        self.size_calls = 0
+        self._on_size = on_size
+
+    def item_size(self) -> object:
+        self.size_calls += 1
+        if self._on_size is not None:
+            self._on_size(self)
+        return self.size
+
+
+class Tracker:
+    """Factory of :class:`Closable` values and log of their ``close()`` calls."""
+
+    def __init__(self) -> None:
+        self.closed: list[str] = []
+
+    def __call__(
+        self,
+        name: str = "v",
+        size: object = None,
+        *,
+        on_close: Callable[[Closable], object] | None = None,
+        on_size: Callable[[SizedClosable], object] | None = None,
+    ) -> Closable:
+        if size is None and on_size is None:
+            return Closable(name, self, on_close)
+        return SizedClosable(name, self, 1 if size is None else size, on_close, on_size)
+
+    def sized(
+        self,
+        name: str,
+        size: object,
+        *,
+        on_close: Callable[[Closable], object] | None = None,
+    ) -> SizedClosable:
+        """A value whose ``item_size()`` returns ``size`` whatever it is, ``None`` included."""
+        return SizedClosable(name, self, size, on_close)
+
+    def count(self, name: str) -> int:
+        """How many times a value called ``name`` was closed."""
+        return self.closed.count(name)
+
+
+@pytest.fixture
+def tracker() -> Tracker:
+    return Tracker()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def unraisable(monkeypatch: pytest.MonkeyPatch) -> list[tuple[type, BaseException, object]]:
+    reports: list[tuple[type, BaseException, object]] = []
+
+    def hook(args: sys.UnraisableHookArgs) -> None:
+        reports.append((args.exc_type, args.exc_value, args.object))
+
+    monkeypatch.setattr(sys, "unraisablehook", hook)
+    return reports
+
+
+def check_cache(cache: FlexCache) -> None:
+    assert len(cache) == cache.items
+    assert cache.items >= 0
+    assert cache.bytes >= 0
+    if cache.max_items:
+        assert cache.items <= cache.max_items
+    if cache.max_bytes:
+        assert cache.bytes <= cache.max_bytes
+
+
+@pytest.fixture
+def check() -> Callable[[FlexCache], None]:
+    return check_cache
