@@ -21,7 +21,10 @@ pub struct ManualClock {
 
 impl ManualClock {
     pub fn new() -> Self {
-        ManualClock { nanos: AtomicU64::new(0), wall_origin_seconds: system_wall_seconds() }
+        ManualClock {
+            nanos: AtomicU64::new(0),
+            wall_origin_seconds: system_wall_seconds(),
+        }
     }
 
     /// Moves time forward, saturating at the end of the clock's range.
@@ -29,7 +32,12 @@ impl ManualClock {
         let mut current = self.nanos.load(Ordering::Relaxed);
         loop {
             let next = current.saturating_add(nanos);
-            match self.nanos.compare_exchange_weak(current, next, Ordering::Relaxed, Ordering::Relaxed) {
+            match self.nanos.compare_exchange_weak(
+                current,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => return,
                 Err(seen) => current = seen,
             }
@@ -55,7 +63,10 @@ impl Default for ManualClock {
 #[derive(Debug, Clone)]
 pub enum Clock {
     /// The machine's monotonic clock, counted from when the cache was made.
-    Monotonic { clock: quanta::Clock, origin: u64 },
+    Monotonic {
+        clock: quanta::Clock,
+        origin: u64,
+    },
     Manual(Arc<ManualClock>),
 }
 

@@ -55,7 +55,11 @@ impl<T> Default for Arena<T> {
 
 impl<T> Arena<T> {
     pub fn new() -> Self {
-        Arena { slots: Vec::new(), free_head: None, len: 0 }
+        Arena {
+            slots: Vec::new(),
+            free_head: None,
+            len: 0,
+        }
     }
 
     /// Number of occupied slots.
@@ -101,7 +105,12 @@ impl<T> Arena<T> {
     /// If `id` is not occupied.
     pub fn remove(&mut self, id: SlotId) -> T {
         let slot = &mut self.slots[id.index()];
-        let old = std::mem::replace(slot, Slot::Vacant { next_free: self.free_head });
+        let old = std::mem::replace(
+            slot,
+            Slot::Vacant {
+                next_free: self.free_head,
+            },
+        );
         let Slot::Occupied(value) = old else {
             panic!("remove of vacant slot {id:?}");
         };
@@ -137,10 +146,13 @@ impl<T> Arena<T> {
 
     /// Occupied slots in index order.
     pub fn iter(&self) -> impl Iterator<Item = (SlotId, &T)> {
-        self.slots.iter().enumerate().filter_map(|(index, slot)| match slot {
-            Slot::Occupied(value) => Some((SlotId::from_index(index), value)),
-            Slot::Vacant { .. } => None,
-        })
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(index, slot)| match slot {
+                Slot::Occupied(value) => Some((SlotId::from_index(index), value)),
+                Slot::Vacant { .. } => None,
+            })
     }
 
     /// Empties the arena, handing every value to `sink`; keeps the allocation.
@@ -159,7 +171,11 @@ impl<T> Arena<T> {
     /// # Panics
     /// On any inconsistency.
     pub fn validate(&self) {
-        let occupied = self.slots.iter().filter(|s| matches!(s, Slot::Occupied(_))).count();
+        let occupied = self
+            .slots
+            .iter()
+            .filter(|s| matches!(s, Slot::Occupied(_)))
+            .count();
         assert_eq!(occupied, self.len, "arena count");
         let mut free = 0;
         let mut cursor = self.free_head;
@@ -171,7 +187,11 @@ impl<T> Arena<T> {
                 Slot::Occupied(_) => panic!("free list reaches occupied slot {id:?}"),
             }
         }
-        assert_eq!(free + occupied, self.slots.len(), "free list misses vacant slots");
+        assert_eq!(
+            free + occupied,
+            self.slots.len(),
+            "free list misses vacant slots"
+        );
     }
 }
 

@@ -37,7 +37,10 @@ impl List {
     #[inline]
     pub fn push_back(&mut self, nodes: &mut impl Linked, id: SlotId) {
         let old_tail = self.tail;
-        *nodes.link(id) = Link { prev: old_tail, next: None };
+        *nodes.link(id) = Link {
+            prev: old_tail,
+            next: None,
+        };
         match old_tail {
             Some(tail) => nodes.link(tail).next = Some(id),
             None => self.head = Some(id),

@@ -25,8 +25,8 @@ use smallvec::SmallVec;
 
 use self::arena::{Arena, SlotId};
 pub use self::entry::Entry;
-use self::policy::Policy;
 pub use self::policy::EvictionPolicy;
+use self::policy::Policy;
 use self::time::{Tick, LATEST_NOW, NEVER};
 use self::wheel::{TimerWheel, UNSCHEDULED};
 
@@ -73,7 +73,12 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config { policy: EvictionPolicy::Lru, max_items: 0, max_bytes: 0, scan_interval: 0 }
+        Config {
+            policy: EvictionPolicy::Lru,
+            max_items: 0,
+            max_bytes: 0,
+            scan_interval: 0,
+        }
     }
 }
 
@@ -196,7 +201,8 @@ impl<K, V> Cache<K, V> {
     #[inline]
     pub fn contains(&self, hash: u64, eq: impl FnMut(&K) -> bool, now: Tick) -> bool {
         let now = now.min(LATEST_NOW).max(self.latest_now);
-        self.find(hash, eq).is_some_and(|id| self.entries.get(id).timer.deadline > now)
+        self.find(hash, eq)
+            .is_some_and(|id| self.entries.get(id).timer.deadline > now)
     }
 
     /// Stores a new entry. `eq` must match the new key. Refuses a key held
@@ -213,22 +219,38 @@ impl<K, V> Cache<K, V> {
         let now = self.observe(now);
         self.auto_scan(now, released);
         if self.config.max_bytes > 0 && new.size > self.config.max_bytes {
-            return Err(InsertError::TooLarge { key: new.key, value: new.value });
+            return Err(InsertError::TooLarge {
+                key: new.key,
+                value: new.value,
+            });
         }
         if let Some(id) = self.find(new.hash, eq) {
             if self.entries.get(id).timer.deadline > now {
-                return Err(InsertError::Occupied { key: new.key, value: new.value });
+                return Err(InsertError::Occupied {
+                    key: new.key,
+                    value: new.value,
+                });
             }
             self.release(id, ReleaseReason::Expired, released);
         }
         if self.over_limits(1, new.size) {
             self.reap_expired(now, released);
             while self.over_limits(1, new.size) {
-                let victim = self.policy.victim().expect("over a limit with no entry to evict");
+                let victim = self
+                    .policy
+                    .victim()
+                    .expect("over a limit with no entry to evict");
                 self.release(victim, ReleaseReason::Evicted, released);
             }
         }
-        let NewEntry { hash, key, value, size, deadline, tag } = new;
+        let NewEntry {
+            hash,
+            key,
+            value,
+            size,
+            deadline,
+            tag,
+        } = new;
         let id = self.entries.insert(Entry {
             key,
             value,
@@ -240,7 +262,8 @@ impl<K, V> Cache<K, V> {
             tag,
         });
         let entries = &self.entries;
-        self.index.insert_unique(hash, id, |&id| entries.get(id).hash);
+        self.index
+            .insert_unique(hash, id, |&id| entries.get(id).hash);
         self.policy.on_insert(&mut self.entries, id);
         if deadline != NEVER {
             self.wheel.schedule(&mut self.entries, id, deadline);
@@ -277,7 +300,10 @@ impl<K, V> Cache<K, V> {
         let now = self.observe(now);
         self.reap_expired(now, released);
         while self.over_limits(0, 0) {
-            let victim = self.policy.victim().expect("over a limit with no entry to evict");
+            let victim = self
+                .policy
+                .victim()
+                .expect("over a limit with no entry to evict");
             self.release(victim, ReleaseReason::Evicted, released);
         }
     }
@@ -351,14 +377,21 @@ impl<K, V> Cache<K, V> {
         self.policy.on_remove(&mut self.entries, id);
         let entry = self.entries.remove(id);
         self.bytes -= u128::from(entry.size);
-        released.push(ReleasedEntry { key: entry.key, value: entry.value, tag: entry.tag, reason });
+        released.push(ReleasedEntry {
+            key: entry.key,
+            value: entry.value,
+            tag: entry.tag,
+            reason,
+        });
     }
 
     /// Keys in eviction order (LRU/FIFO: next victim first; random: member
     /// order). For tests.
     pub fn eviction_order(&mut self) -> Vec<&K> {
         let ids = self.policy.validate(&mut self.entries);
-        ids.into_iter().map(|id| &self.entries.get(id).key).collect()
+        ids.into_iter()
+            .map(|id| &self.entries.get(id).key)
+            .collect()
     }
 
     /// Checks every structure against the others.
@@ -375,9 +408,16 @@ impl<K, V> Cache<K, V> {
         for &id in &ids {
             let entry = self.entries.get(id);
             bytes += u128::from(entry.size);
-            assert!(self.index.find(entry.hash, |&other| other == id).is_some(), "{id:?} not indexed");
+            assert!(
+                self.index.find(entry.hash, |&other| other == id).is_some(),
+                "{id:?} not indexed"
+            );
             let scheduled = entry.timer.bucket != UNSCHEDULED;
-            assert_eq!(scheduled, entry.timer.deadline != NEVER, "{id:?} wheel membership");
+            assert_eq!(
+                scheduled,
+                entry.timer.deadline != NEVER,
+                "{id:?} wheel membership"
+            );
             timed += usize::from(scheduled);
         }
         assert_eq!(bytes, self.bytes, "byte sum");
@@ -388,10 +428,16 @@ impl<K, V> Cache<K, V> {
         scheduled.sort_unstable();
         assert_eq!(scheduled.len(), timed, "wheel size");
         if self.config.max_items > 0 {
-            assert!(count as u64 <= self.config.max_items, "items over max_items");
+            assert!(
+                count as u64 <= self.config.max_items,
+                "items over max_items"
+            );
         }
         if self.config.max_bytes > 0 {
-            assert!(self.bytes <= u128::from(self.config.max_bytes), "bytes over max_bytes");
+            assert!(
+                self.bytes <= u128::from(self.config.max_bytes),
+                "bytes over max_bytes"
+            );
         }
     }
 }

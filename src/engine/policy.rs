@@ -27,7 +27,11 @@ pub enum EvictionPolicy {
 
 impl EvictionPolicy {
     /// Every policy, in the order error messages list them.
-    pub const ALL: [EvictionPolicy; 3] = [EvictionPolicy::Lru, EvictionPolicy::Fifo, EvictionPolicy::Random];
+    pub const ALL: [EvictionPolicy; 3] = [
+        EvictionPolicy::Lru,
+        EvictionPolicy::Fifo,
+        EvictionPolicy::Random,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -51,9 +55,18 @@ pub(crate) enum Policy {
 impl Policy {
     pub(crate) fn new(policy: EvictionPolicy, rng: SmallRng) -> Self {
         match policy {
-            EvictionPolicy::Lru => Policy::Ordered { order: List::default(), refresh_on_hit: true },
-            EvictionPolicy::Fifo => Policy::Ordered { order: List::default(), refresh_on_hit: false },
-            EvictionPolicy::Random => Policy::Random { members: Vec::new(), rng },
+            EvictionPolicy::Lru => Policy::Ordered {
+                order: List::default(),
+                refresh_on_hit: true,
+            },
+            EvictionPolicy::Fifo => Policy::Ordered {
+                order: List::default(),
+                refresh_on_hit: false,
+            },
+            EvictionPolicy::Random => Policy::Random {
+                members: Vec::new(),
+                rng,
+            },
         }
     }
 
@@ -70,7 +83,11 @@ impl Policy {
 
     #[inline]
     pub(crate) fn on_hit<K, V>(&mut self, entries: &mut Arena<Entry<K, V>>, id: SlotId) {
-        if let Policy::Ordered { order, refresh_on_hit: true } = self {
+        if let Policy::Ordered {
+            order,
+            refresh_on_hit: true,
+        } = self
+        {
             order.move_to_back(&mut OrderLinks(entries), id);
         }
     }
@@ -124,7 +141,11 @@ impl Policy {
             }
             Policy::Random { members, .. } => {
                 for (position, &id) in members.iter().enumerate() {
-                    assert_eq!(entries.get(id).random_position as usize, position, "position of {id:?}");
+                    assert_eq!(
+                        entries.get(id).random_position as usize,
+                        position,
+                        "position of {id:?}"
+                    );
                 }
                 members.clone()
             }

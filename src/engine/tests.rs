@@ -19,22 +19,47 @@ fn hash_of(key: &str) -> u64 {
 
 impl Driver {
     fn new(policy: EvictionPolicy, max_items: u64, max_bytes: u64) -> Self {
-        Self::with_config(Config { policy, max_items, max_bytes, scan_interval: 0 })
+        Self::with_config(Config {
+            policy,
+            max_items,
+            max_bytes,
+            scan_interval: 0,
+        })
     }
 
     fn with_config(config: Config) -> Self {
-        Driver { cache: Cache::with_seed(config, 0, 1), now: 0, released: Vec::new() }
+        Driver {
+            cache: Cache::with_seed(config, 0, 1),
+            now: 0,
+            released: Vec::new(),
+        }
     }
 
     fn collect(&mut self, released: Released<&'static str, u32>) {
-        self.released.extend(released.into_iter().map(|r| (r.key, r.value, r.reason)));
+        self.released
+            .extend(released.into_iter().map(|r| (r.key, r.value, r.reason)));
     }
 
-    fn set(&mut self, key: &'static str, value: u32, size: u64, ttl: Option<Tick>) -> Result<(), &'static str> {
+    fn set(
+        &mut self,
+        key: &'static str,
+        value: u32,
+        size: u64,
+        ttl: Option<Tick>,
+    ) -> Result<(), &'static str> {
         let mut released = Released::new();
         let deadline = ttl.map_or(NEVER, |ttl| self.now.saturating_add(ttl));
-        let new = NewEntry { hash: hash_of(key), key, value, size, deadline, tag: 0 };
-        let result = self.cache.insert(new, |k| *k == key, self.now, &mut released);
+        let new = NewEntry {
+            hash: hash_of(key),
+            key,
+            value,
+            size,
+            deadline,
+            tag: 0,
+        };
+        let result = self
+            .cache
+            .insert(new, |k| *k == key, self.now, &mut released);
         self.collect(released);
         self.cache.validate();
         result.map_err(|error| match error {
@@ -45,7 +70,10 @@ impl Driver {
 
     fn get(&mut self, key: &'static str) -> Option<u32> {
         let mut released = Released::new();
-        let value = self.cache.get(hash_of(key), |k| *k == key, self.now, &mut released).copied();
+        let value = self
+            .cache
+            .get(hash_of(key), |k| *k == key, self.now, &mut released)
+            .copied();
         self.collect(released);
         self.cache.validate();
         value
@@ -53,7 +81,9 @@ impl Driver {
 
     fn delete(&mut self, key: &'static str) -> bool {
         let mut released = Released::new();
-        let removed = self.cache.remove(hash_of(key), |k| *k == key, self.now, &mut released);
+        let removed = self
+            .cache
+            .remove(hash_of(key), |k| *k == key, self.now, &mut released);
         self.collect(released);
         self.cache.validate();
         removed
@@ -71,7 +101,10 @@ impl Driver {
     }
 
     fn take_released(&mut self) -> Vec<(&'static str, ReleaseReason)> {
-        self.released.drain(..).map(|(k, _, reason)| (k, reason)).collect()
+        self.released
+            .drain(..)
+            .map(|(k, _, reason)| (k, reason))
+            .collect()
     }
 
     fn order(&mut self) -> Vec<&'static str> {
@@ -110,7 +143,11 @@ fn random_never_evicts_the_new_entry_and_covers_all_members() {
     let keys: [&'static str; 4] = ["a", "b", "c", "d"];
     let mut evicted = std::collections::HashMap::new();
     for seed in 0..400 {
-        let mut d = Driver::with_config(Config { policy: EvictionPolicy::Random, max_items: 3, ..Config::default() });
+        let mut d = Driver::with_config(Config {
+            policy: EvictionPolicy::Random,
+            max_items: 3,
+            ..Config::default()
+        });
         d.cache = Cache::with_seed(*d.cache.config(), 0, seed);
         for (i, key) in keys.iter().enumerate() {
             d.set(key, i as u32, 1, None).unwrap();
@@ -122,7 +159,10 @@ fn random_never_evicts_the_new_entry_and_covers_all_members() {
     }
     for key in ["a", "b", "c"] {
         let count = evicted[key];
-        assert!((80..=190).contains(&count), "{key} evicted {count} times of 400");
+        assert!(
+            (80..=190).contains(&count),
+            "{key} evicted {count} times of 400"
+        );
     }
 }
 
@@ -134,7 +174,10 @@ fn max_bytes_evicts_until_the_new_entry_fits() {
     d.set("c", 2, 2, None).unwrap();
     assert!(d.take_released().is_empty());
     d.set("d", 3, 7, None).unwrap();
-    assert_eq!(d.take_released(), [("a", ReleaseReason::Evicted), ("b", ReleaseReason::Evicted)]);
+    assert_eq!(
+        d.take_released(),
+        [("a", ReleaseReason::Evicted), ("b", ReleaseReason::Evicted)]
+    );
     assert_eq!(d.cache.bytes(), 9);
     assert_eq!(d.set("big", 9, 11, None), Err("too large"));
     assert!(d.take_released().is_empty());
@@ -143,7 +186,11 @@ fn max_bytes_evicts_until_the_new_entry_fits() {
 
 #[test]
 fn expired_entries_go_before_live_ones() {
-    let mut d = Driver::with_config(Config { max_items: 3, scan_interval: NEVER, ..Config::default() });
+    let mut d = Driver::with_config(Config {
+        max_items: 3,
+        scan_interval: NEVER,
+        ..Config::default()
+    });
     d.set("old", 0, 1, None).unwrap();
     d.set("short", 1, 1, Some(SECOND)).unwrap();
     d.set("live", 2, 1, None).unwrap();
@@ -155,7 +202,10 @@ fn expired_entries_go_before_live_ones() {
 
 #[test]
 fn expiry_is_exact_whatever_the_wheel_granularity() {
-    let mut d = Driver::with_config(Config { scan_interval: NEVER, ..Config::default() });
+    let mut d = Driver::with_config(Config {
+        scan_interval: NEVER,
+        ..Config::default()
+    });
     d.set("k", 1, 1, Some(1_500)).unwrap();
     d.now = 1_499;
     assert!(d.contains("k"));
@@ -169,7 +219,10 @@ fn expiry_is_exact_whatever_the_wheel_granularity() {
 
 #[test]
 fn scan_reaps_entries_due_inside_the_current_bucket() {
-    let mut d = Driver::with_config(Config { scan_interval: NEVER, ..Config::default() });
+    let mut d = Driver::with_config(Config {
+        scan_interval: NEVER,
+        ..Config::default()
+    });
     d.set("a", 1, 1, Some(10)).unwrap();
     d.set("b", 1, 1, Some(20)).unwrap();
     d.now = 15;
@@ -180,7 +233,10 @@ fn scan_reaps_entries_due_inside_the_current_bucket() {
 
 #[test]
 fn scan_interval_gates_automatic_scans() {
-    let mut d = Driver::with_config(Config { scan_interval: 10 * SECOND, ..Config::default() });
+    let mut d = Driver::with_config(Config {
+        scan_interval: 10 * SECOND,
+        ..Config::default()
+    });
     d.set("a", 1, 1, Some(SECOND)).unwrap();
     d.now = 5 * SECOND;
     assert_eq!(d.get("other"), None);
@@ -192,7 +248,10 @@ fn scan_interval_gates_automatic_scans() {
 
 #[test]
 fn set_over_an_expired_holder_reaps_it_and_a_live_holder_refuses() {
-    let mut d = Driver::with_config(Config { scan_interval: NEVER, ..Config::default() });
+    let mut d = Driver::with_config(Config {
+        scan_interval: NEVER,
+        ..Config::default()
+    });
     d.set("k", 1, 1, Some(SECOND)).unwrap();
     assert_eq!(d.set("k", 2, 1, None), Err("occupied"));
     assert!(d.take_released().is_empty());
@@ -204,14 +263,23 @@ fn set_over_an_expired_holder_reaps_it_and_a_live_holder_refuses() {
 
 #[test]
 fn delete_reports_live_and_reaps_expired() {
-    let mut d = Driver::with_config(Config { scan_interval: NEVER, ..Config::default() });
+    let mut d = Driver::with_config(Config {
+        scan_interval: NEVER,
+        ..Config::default()
+    });
     d.set("live", 1, 1, None).unwrap();
     d.set("gone", 2, 1, Some(1)).unwrap();
     d.now = 1;
     assert!(d.delete("live"));
     assert!(!d.delete("gone"));
     assert!(!d.delete("missing"));
-    assert_eq!(d.take_released(), [("live", ReleaseReason::Deleted), ("gone", ReleaseReason::Expired)]);
+    assert_eq!(
+        d.take_released(),
+        [
+            ("live", ReleaseReason::Deleted),
+            ("gone", ReleaseReason::Expired)
+        ]
+    );
     assert!(d.cache.is_empty());
 }
 
@@ -254,11 +322,19 @@ fn arena_slots_are_reused_after_churn() {
         }
         d.now += 1;
     }
-    assert!(d.cache.entries.capacity_used() <= 5, "arena grew to {}", d.cache.entries.capacity_used());
+    assert!(
+        d.cache.entries.capacity_used() <= 5,
+        "arena grew to {}",
+        d.cache.entries.capacity_used()
+    );
 }
 
 #[test]
 fn entry_stays_small() {
     // Slot size is memory per entry; keep it from creeping up unnoticed.
-    assert!(std::mem::size_of::<Entry<u64, u64>>() <= 72, "{}", std::mem::size_of::<Entry<u64, u64>>());
+    assert!(
+        std::mem::size_of::<Entry<u64, u64>>() <= 72,
+        "{}",
+        std::mem::size_of::<Entry<u64, u64>>()
+    );
 }

@@ -52,7 +52,11 @@ pub struct TimerNode {
 
 impl Default for TimerNode {
     fn default() -> Self {
-        TimerNode { link: Link::default(), deadline: NEVER, bucket: UNSCHEDULED }
+        TimerNode {
+            link: Link::default(),
+            deadline: NEVER,
+            bucket: UNSCHEDULED,
+        }
     }
 }
 
@@ -113,7 +117,11 @@ impl TimerWheel {
     /// Level and slot of a wheel tick `tick >= elapsed`.
     #[inline]
     fn position(&self, tick: u64) -> (usize, usize) {
-        debug_assert!(tick >= self.elapsed, "tick {tick} before elapsed {}", self.elapsed);
+        debug_assert!(
+            tick >= self.elapsed,
+            "tick {tick} before elapsed {}",
+            self.elapsed
+        );
         let differing = (tick ^ self.elapsed) | SLOT_MASK;
         let level = ((63 - differing.leading_zeros()) / SLOT_BITS) as usize;
         let slot = ((tick >> (SLOT_BITS * level as u32)) & SLOT_MASK) as usize;
@@ -137,7 +145,11 @@ impl TimerWheel {
     #[inline]
     pub fn schedule(&mut self, nodes: &mut impl TimerNodes, id: SlotId, deadline: Tick) {
         debug_assert_ne!(deadline, NEVER, "NEVER deadlines are not scheduled");
-        debug_assert_eq!(nodes.timer(id).bucket, UNSCHEDULED, "{id:?} already scheduled");
+        debug_assert_eq!(
+            nodes.timer(id).bucket,
+            UNSCHEDULED,
+            "{id:?} already scheduled"
+        );
         let (level, slot) = self.position(tick_of(deadline).max(self.elapsed));
         let bucket = level * SLOTS + slot;
         if level == 0 {
@@ -295,14 +307,21 @@ impl TimerWheel {
                 let bucket = level * SLOTS + slot;
                 let ids = self.buckets[bucket].collect(&mut TimerLinks(nodes), limit);
                 let bit = self.occupied[level] & (1 << slot) != 0;
-                assert_eq!(bit, !ids.is_empty(), "occupied bit of bucket {level}/{slot}");
+                assert_eq!(
+                    bit,
+                    !ids.is_empty(),
+                    "occupied bit of bucket {level}/{slot}"
+                );
                 if ids.is_empty() {
                     continue;
                 }
                 if level == 0 {
                     assert!(slot as u64 >= group, "level 0 bucket {slot} behind elapsed");
                 } else {
-                    assert!(slot as u64 > group, "level {level} bucket {slot} not ahead of elapsed");
+                    assert!(
+                        slot as u64 > group,
+                        "level {level} bucket {slot} not ahead of elapsed"
+                    );
                 }
                 let mut previous = 0;
                 for &id in &ids {
@@ -310,11 +329,19 @@ impl TimerWheel {
                     assert_eq!(node.bucket as usize, bucket, "bucket field of {id:?}");
                     assert_ne!(node.deadline, NEVER, "{id:?} scheduled with NEVER");
                     let expected = self.position(tick_of(node.deadline).max(self.elapsed));
-                    assert_eq!(expected, (level, slot), "{id:?} deadline {} misplaced", node.deadline);
+                    assert_eq!(
+                        expected,
+                        (level, slot),
+                        "{id:?} deadline {} misplaced",
+                        node.deadline
+                    );
                     if level == 0 {
                         assert!(self.earliest[slot] <= node.deadline, "earliest of {slot}");
                         if self.sorted & (1 << slot) != 0 {
-                            assert!(previous <= node.deadline, "sorted bucket {slot} out of order");
+                            assert!(
+                                previous <= node.deadline,
+                                "sorted bucket {slot} out of order"
+                            );
                         }
                         previous = node.deadline;
                     }
@@ -383,7 +410,10 @@ mod tests {
             self.now = now;
             let mut due = Vec::new();
             if self.wheel.nothing_due(now) {
-                assert!(self.model.first().is_none_or(|&(d, _)| d > now), "nothing_due lied at {now}");
+                assert!(
+                    self.model.first().is_none_or(|&(d, _)| d > now),
+                    "nothing_due lied at {now}"
+                );
             }
             self.wheel.advance(&mut self.nodes, now, &mut due);
             let mut got: Vec<usize> = due.iter().map(|id| id.index()).collect();
@@ -401,8 +431,12 @@ mod tests {
         }
 
         fn validate(&mut self) {
-            let ids: HashSet<usize> =
-                self.wheel.validate(&mut self.nodes, usize::MAX).iter().map(|id| id.index()).collect();
+            let ids: HashSet<usize> = self
+                .wheel
+                .validate(&mut self.nodes, usize::MAX)
+                .iter()
+                .map(|id| id.index())
+                .collect();
             let model: HashSet<usize> = self.model.iter().map(|&(_, i)| i).collect();
             assert_eq!(ids, model);
         }
@@ -425,7 +459,11 @@ mod tests {
                     };
                     let deadline = h.now.saturating_add(offset).min(NEVER - 1);
                     // Sometimes schedule in the past (an already-expired entry).
-                    let deadline = if rng.random_ratio(1, 20) { h.now.saturating_sub(offset) } else { deadline };
+                    let deadline = if rng.random_ratio(1, 20) {
+                        h.now.saturating_sub(offset)
+                    } else {
+                        deadline
+                    };
                     h.schedule(i, deadline);
                 }
                 5..=6 => {

@@ -3,7 +3,9 @@
 
 use pyo3::exceptions::{PyOSError, PyOverflowError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDateTime, PyDelta, PyDeltaAccess, PyFloat, PyInt, PyString, PyTimeAccess};
+use pyo3::types::{
+    PyBool, PyDateTime, PyDelta, PyDeltaAccess, PyFloat, PyInt, PyString, PyTimeAccess,
+};
 use pyo3::{intern, Borrowed};
 
 use crate::clock::Clock;
@@ -28,7 +30,9 @@ impl<'a, 'py> FromPyObject<'a, 'py> for Arg<'py> {
 }
 
 fn type_name(obj: &Bound<'_, PyAny>) -> String {
-    obj.get_type().name().map_or_else(|_| "?".to_owned(), |name| name.to_string())
+    obj.get_type()
+        .name()
+        .map_or_else(|_| "?".to_owned(), |name| name.to_string())
 }
 
 /// A duration given as int or float seconds (or, where allowed, a
@@ -43,14 +47,20 @@ enum Duration {
 
 fn duration(obj: &Bound<'_, PyAny>, what: &str, accept_timedelta: bool) -> PyResult<Duration> {
     if obj.is_instance_of::<PyBool>() {
-        return Err(PyTypeError::new_err(format!("{what} must be a number of seconds, not bool")));
+        return Err(PyTypeError::new_err(format!(
+            "{what} must be a number of seconds, not bool"
+        )));
     }
     if obj.is_instance_of::<PyInt>() {
         if let Ok(seconds) = obj.extract::<u64>() {
             return Ok(Duration::Nanos(seconds.saturating_mul(NANOS_PER_SECOND)));
         }
         // Out of u64: negative, or so large that it saturates.
-        return Ok(if obj.lt(0)? { Duration::Invalid } else { Duration::Nanos(u64::MAX) });
+        return Ok(if obj.lt(0)? {
+            Duration::Invalid
+        } else {
+            Duration::Nanos(u64::MAX)
+        });
     }
     if obj.is_instance_of::<PyFloat>() {
         let seconds: f64 = obj.extract()?;
@@ -74,15 +84,26 @@ fn duration(obj: &Bound<'_, PyAny>, what: &str, accept_timedelta: bool) -> PyRes
             });
         }
     }
-    let accepted = if accept_timedelta { "int or float seconds or a timedelta" } else { "int or float seconds" };
-    Err(PyTypeError::new_err(format!("{what} must be {accepted}, not {}", type_name(obj))))
+    let accepted = if accept_timedelta {
+        "int or float seconds or a timedelta"
+    } else {
+        "int or float seconds"
+    };
+    Err(PyTypeError::new_err(format!(
+        "{what} must be {accepted}, not {}",
+        type_name(obj)
+    )))
 }
 
 pub(crate) fn eviction_policy(arg: Arg<'_>) -> PyResult<EvictionPolicy> {
     let Arg::Given(obj) = arg else {
         return Ok(EvictionPolicy::Lru);
     };
-    let choices = || EvictionPolicy::ALL.map(|p| format!("'{}'", p.name())).join(", ");
+    let choices = || {
+        EvictionPolicy::ALL
+            .map(|p| format!("'{}'", p.name()))
+            .join(", ")
+    };
     let Ok(text) = obj.cast::<PyString>() else {
         return Err(PyTypeError::new_err(format!(
             "eviction_policy must be a str, one of {}; got {}",
@@ -92,7 +113,12 @@ pub(crate) fn eviction_policy(arg: Arg<'_>) -> PyResult<EvictionPolicy> {
     };
     let policy = text.to_str().ok().and_then(EvictionPolicy::from_name);
     policy.ok_or_else(|| {
-        PyValueError::new_err(format!("eviction_policy must be one of {}, not {}", choices(), obj.repr().map_or_else(|_| "?".to_owned(), |r| r.to_string())))
+        PyValueError::new_err(format!(
+            "eviction_policy must be one of {}, not {}",
+            choices(),
+            obj.repr()
+                .map_or_else(|_| "?".to_owned(), |r| r.to_string())
+        ))
     })
 }
 
@@ -106,10 +132,14 @@ pub(crate) fn scan_interval(arg: Arg<'_>) -> PyResult<(Tick, f64)> {
         Duration::Nanos(nanos) => nanos,
         Duration::Infinite => NEVER,
         Duration::Invalid => {
-            return Err(PyValueError::new_err("scan_interval must be >= 0 (and not NaN)"));
+            return Err(PyValueError::new_err(
+                "scan_interval must be >= 0 (and not NaN)",
+            ));
         }
     };
-    let seconds: f64 = obj.call_method0(intern!(obj.py(), "__float__"))?.extract()?;
+    let seconds: f64 = obj
+        .call_method0(intern!(obj.py(), "__float__"))?
+        .extract()?;
     Ok((nanos, seconds))
 }
 
@@ -119,14 +149,21 @@ pub(crate) fn limit(arg: Arg<'_>, what: &str) -> PyResult<u64> {
         return Ok(0);
     };
     if obj.is_instance_of::<PyBool>() || !obj.is_instance_of::<PyInt>() {
-        return Err(PyTypeError::new_err(format!("{what} must be an int, not {}", type_name(&obj))));
+        return Err(PyTypeError::new_err(format!(
+            "{what} must be an int, not {}",
+            type_name(&obj)
+        )));
     }
     if obj.lt(0)? {
-        return Err(PyValueError::new_err(format!("{what} must be >= 0 (0 means unlimited)")));
+        return Err(PyValueError::new_err(format!(
+            "{what} must be >= 0 (0 means unlimited)"
+        )));
     }
     match obj.extract::<i64>() {
         Ok(value) => Ok(value as u64),
-        Err(_) => Err(PyOverflowError::new_err(format!("{what} must be at most 2**63-1"))),
+        Err(_) => Err(PyOverflowError::new_err(format!(
+            "{what} must be at most 2**63-1"
+        ))),
     }
 }
 
@@ -170,7 +207,9 @@ pub(crate) fn ttl(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Ttl> {
     }
     match duration(obj, "ttl", true)? {
         Duration::Nanos(0) | Duration::Invalid => Err(PyValueError::new_err("ttl must be > 0")),
-        Duration::Infinite => Err(PyValueError::new_err("ttl must be finite (use None for no expiry)")),
+        Duration::Infinite => Err(PyValueError::new_err(
+            "ttl must be finite (use None for no expiry)",
+        )),
         Duration::Nanos(nanos) => Ok(Ttl::After(nanos)),
     }
 }
@@ -190,8 +229,9 @@ fn timestamp(moment: &Bound<'_, PyDateTime>) -> PyResult<f64> {
         {
             const EPOCH_ORDINAL: i64 = 719_163; // date(1970, 1, 1).toordinal()
             let ordinal: i64 = moment.call_method0(intern!(py, "toordinal"))?.extract()?;
-            let seconds_of_day =
-                i64::from(moment.get_hour()) * 3_600 + i64::from(moment.get_minute()) * 60 + i64::from(moment.get_second());
+            let seconds_of_day = i64::from(moment.get_hour()) * 3_600
+                + i64::from(moment.get_minute()) * 60
+                + i64::from(moment.get_second());
             Ok(((ordinal - EPOCH_ORDINAL) * 86_400 + seconds_of_day) as f64)
         }
         Err(error) => Err(error),
@@ -202,8 +242,8 @@ fn timestamp(moment: &Bound<'_, PyDateTime>) -> PyResult<f64> {
 pub(crate) fn advance_step(obj: &Bound<'_, PyAny>) -> PyResult<u64> {
     match duration(obj, "advance() step", true)? {
         Duration::Nanos(nanos) => Ok(nanos),
-        Duration::Infinite | Duration::Invalid => {
-            Err(PyValueError::new_err("advance() step must be finite and >= 0: time does not go back"))
-        }
+        Duration::Infinite | Duration::Invalid => Err(PyValueError::new_err(
+            "advance() step must be finite and >= 0: time does not go back",
+        )),
     }
 }

@@ -39,20 +39,35 @@ pub(crate) fn measure(value: &Bound<'_, PyAny>) -> PyResult<(u64, u8)> {
         Some(item_size) => size_from(&item_size.call0()?)?,
         None => 1,
     };
-    let tag = if value.getattr_opt(intern!(py, "close"))?.is_some() { HAS_CLOSE } else { 0 };
+    let tag = if value.getattr_opt(intern!(py, "close"))?.is_some() {
+        HAS_CLOSE
+    } else {
+        0
+    };
     Ok((size, tag))
 }
 
 fn size_from(result: &Bound<'_, PyAny>) -> PyResult<u64> {
     if result.is_instance_of::<PyBool>() || !result.is_instance_of::<PyInt>() {
-        let name = result.get_type().name().map_or_else(|_| "?".to_owned(), |n| n.to_string());
-        return Err(PyTypeError::new_err(format!("item_size() must return an int, not {name}")));
+        let name = result
+            .get_type()
+            .name()
+            .map_or_else(|_| "?".to_owned(), |n| n.to_string());
+        return Err(PyTypeError::new_err(format!(
+            "item_size() must return an int, not {name}"
+        )));
     }
     match result.extract::<i64>() {
         Ok(size) if size >= 0 => Ok(size as u64),
-        Ok(size) => Err(PyValueError::new_err(format!("item_size() must return an int >= 0, got {size}"))),
-        Err(_) if result.lt(0)? => Err(PyValueError::new_err("item_size() must return an int >= 0")),
-        Err(_) => Err(PyValueError::new_err("item_size() must return at most 2**63-1")),
+        Ok(size) => Err(PyValueError::new_err(format!(
+            "item_size() must return an int >= 0, got {size}"
+        ))),
+        Err(_) if result.lt(0)? => {
+            Err(PyValueError::new_err("item_size() must return an int >= 0"))
+        }
+        Err(_) => Err(PyValueError::new_err(
+            "item_size() must return at most 2**63-1",
+        )),
     }
 }
 

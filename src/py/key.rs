@@ -26,10 +26,18 @@ impl<'py> Key<'py> {
             // `str.__str__` copies a subclass instance to an exact str
             // without calling any method the subclass overrides.
             let py = obj.py();
-            PyString::type_object(py).getattr(intern!(py, "__str__"))?.call1((obj,))?.cast_into::<PyString>()?
+            PyString::type_object(py)
+                .getattr(intern!(py, "__str__"))?
+                .call1((obj,))?
+                .cast_into::<PyString>()?
         } else {
-            let name = obj.get_type().name().map_or_else(|_| "?".to_owned(), |n| n.to_string());
-            return Err(PyTypeError::new_err(format!("cache keys must be str, not {name}")));
+            let name = obj
+                .get_type()
+                .name()
+                .map_or_else(|_| "?".to_owned(), |n| n.to_string());
+            return Err(PyTypeError::new_err(format!(
+                "cache keys must be str, not {name}"
+            )));
         };
         // Python's str hash, cast bit for bit: only equality of hashes matters.
         let hash = text.as_any().hash()? as u64;
@@ -40,6 +48,11 @@ impl<'py> Key<'py> {
     /// the comparison runs no Python code.
     #[inline]
     pub(crate) fn matches(&self, stored: &Py<PyString>) -> bool {
-        stored.is(&self.text) || stored.bind(self.text.py()).as_any().eq(&self.text).unwrap_or(false)
+        stored.is(&self.text)
+            || stored
+                .bind(self.text.py())
+                .as_any()
+                .eq(&self.text)
+                .unwrap_or(false)
     }
 }

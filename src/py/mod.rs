@@ -39,7 +39,9 @@ struct ManualClockPy {
 impl ManualClockPy {
     #[new]
     fn new() -> Self {
-        ManualClockPy { inner: Arc::new(ManualClock::new()) }
+        ManualClockPy {
+            inner: Arc::new(ManualClock::new()),
+        }
     }
 
     /// Moves time forward by `delta` (seconds or a timedelta, `>= 0`).
@@ -64,7 +66,7 @@ impl ManualClockPy {
 }
 
 /// An in-memory cache keyed by `str`.
-#[pyclass(name = "FlexCache", module = "flexcache")]
+#[pyclass(name = "FlexCache", module = "flexcache", weakref)]
 #[derive(Debug)]
 struct FlexCachePy {
     inner: Engine,
@@ -97,13 +99,24 @@ impl FlexCachePy {
             Some(obj) => match obj.cast::<ManualClockPy>() {
                 Ok(manual) => Clock::Manual(manual.get().inner.clone()),
                 Err(_) => {
-                    return Err(PyTypeError::new_err("clock must be a flexcache.testing.ManualClock or None"));
+                    return Err(PyTypeError::new_err(
+                        "clock must be a flexcache.testing.ManualClock or None",
+                    ));
                 }
             },
         };
-        let config = Config { policy, max_items, max_bytes, scan_interval };
+        let config = Config {
+            policy,
+            max_items,
+            max_bytes,
+            scan_interval,
+        };
         let inner = Cache::new(config, clock.now());
-        Ok(FlexCachePy { inner, clock, scan_interval_seconds })
+        Ok(FlexCachePy {
+            inner,
+            clock,
+            scan_interval_seconds,
+        })
     }
 
     /// Stores `value` under `key`, expiring after `ttl` (None: never).
@@ -132,7 +145,8 @@ impl FlexCachePy {
                 deadline,
                 tag,
             };
-            this.inner.insert(new, |stored| parsed_key.matches(stored), now, &mut released)
+            this.inner
+                .insert(new, |stored| parsed_key.matches(stored), now, &mut released)
         };
         close_released(py, released);
         match result {
@@ -140,7 +154,9 @@ impl FlexCachePy {
             Err(InsertError::Occupied { .. }) => Err(PyKeyError::new_err(key.clone().unbind())),
             Err(InsertError::TooLarge { .. }) => {
                 let max_bytes = slf.try_borrow()?.inner.config().max_bytes;
-                Err(PyValueError::new_err(format!("item size {size} is larger than max_bytes ({max_bytes})")))
+                Err(PyValueError::new_err(format!(
+                    "item size {size} is larger than max_bytes ({max_bytes})"
+                )))
             }
         }
     }
@@ -158,7 +174,9 @@ impl FlexCachePy {
         let found = {
             let mut this = slf.try_borrow_mut()?;
             let now = this.clock.now();
-            this.inner.get(key.hash, |stored| key.matches(stored), now, &mut released).map(|value| value.clone_ref(py))
+            this.inner
+                .get(key.hash, |stored| key.matches(stored), now, &mut released)
+                .map(|value| value.clone_ref(py))
         };
         if !released.is_empty() {
             close_released(py, released);
@@ -176,7 +194,8 @@ impl FlexCachePy {
         let removed = {
             let mut this = slf.try_borrow_mut()?;
             let now = this.clock.now();
-            this.inner.remove(key.hash, |stored| key.matches(stored), now, &mut released)
+            this.inner
+                .remove(key.hash, |stored| key.matches(stored), now, &mut released)
         };
         close_released(slf.py(), released);
         Ok(removed)
@@ -240,7 +259,9 @@ impl FlexCachePy {
 
     fn __contains__(&self, key: &Bound<'_, PyAny>) -> PyResult<bool> {
         let key = Key::from_object(key)?;
-        Ok(self.inner.contains(key.hash, |stored| key.matches(stored), self.clock.now()))
+        Ok(self
+            .inner
+            .contains(key.hash, |stored| key.matches(stored), self.clock.now()))
     }
 
     fn __repr__(&self) -> String {

@@ -3,9 +3,11 @@
 from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar, final, overload
 
+__all__ = ["FlexCache", "ManualClock"]
+
 _T = TypeVar("_T")
 
-Ttl = timedelta | datetime | int | float | None
+_Ttl = timedelta | datetime | int | float | None
 
 @final
 class ManualClock:
@@ -15,7 +17,7 @@ class ManualClock:
     when the clock is made and moves with it.
     """
 
-    def __init__(self) -> None: ...
+    def __new__(cls) -> ManualClock: ...
     def advance(self, delta: timedelta | int | float) -> None:
         """Move time forward by ``delta`` (seconds or a timedelta, ``>= 0``)."""
     def monotonic(self) -> float:
@@ -27,16 +29,16 @@ class ManualClock:
 class FlexCache:
     """An in-memory cache keyed by ``str``."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         eviction_policy: Literal["lru", "fifo", "random"] = "lru",
         scan_interval: float = 0.0,
         max_items: int = 0,
         max_bytes: int = 0,
         *,
         clock: ManualClock | None = None,
-    ) -> None: ...
-    def set(self, key: str, value: Any, ttl: Ttl = None) -> None:
+    ) -> FlexCache: ...
+    def set(self, key: str, value: Any, ttl: _Ttl = None) -> None:
         """Store ``value`` under ``key``; ``KeyError`` if a live entry holds the key."""
     @overload
     def get(self, key: str) -> Any | None: ...
@@ -63,4 +65,4 @@ class FlexCache:
     @property
     def max_bytes(self) -> int: ...
     def __len__(self) -> int: ...
-    def __contains__(self, key: object) -> bool: ...
+    def __contains__(self, key: object, /) -> bool: ...

