@@ -158,6 +158,20 @@ impl<K, V> Cache<K, V> {
         self.bytes
     }
 
+    /// True when some entry has a deadline. Without one, no operation needs
+    /// the current time, and the caller may pass [`Cache::latest_now`]
+    /// instead of reading its clock.
+    #[inline]
+    pub fn has_deadlines(&self) -> bool {
+        !self.wheel.is_empty()
+    }
+
+    /// The latest `now` any operation has passed.
+    #[inline]
+    pub fn latest_now(&self) -> Tick {
+        self.latest_now
+    }
+
     /// Clamps `now` into the engine's range and keeps it from going back.
     #[inline]
     fn observe(&mut self, now: Tick) -> Tick {
@@ -333,7 +347,7 @@ impl<K, V> Cache<K, V> {
     }
 
     /// The automatic scan at the start of `get`/`insert`/`remove`, gated by
-    /// `scan_interval`. Nothing due costs a few bitmap tests.
+    /// `scan_interval`. Nothing due costs a few bitmap tests, inline.
     #[inline]
     fn auto_scan(&mut self, now: Tick, released: &mut Released<K, V>) {
         if now - self.last_scan >= self.config.scan_interval {
@@ -344,9 +358,13 @@ impl<K, V> Cache<K, V> {
     #[inline]
     fn reap_expired(&mut self, now: Tick, released: &mut Released<K, V>) {
         self.last_scan = now;
-        if self.wheel.nothing_due(now) {
-            return;
+        if !self.wheel.nothing_due(now) {
+            self.release_due(now, released);
         }
+    }
+
+    #[inline(never)]
+    fn release_due(&mut self, now: Tick, released: &mut Released<K, V>) {
         let mut due = std::mem::take(&mut self.due);
         self.wheel.advance(&mut self.entries, now, &mut due);
         for id in due.drain(..) {

@@ -106,10 +106,12 @@ impl TimerWheel {
     }
 
     /// Number of scheduled nodes.
+    #[inline]
     pub fn len(&self) -> usize {
         self.len
     }
 
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -204,6 +206,9 @@ impl TimerWheel {
     /// O(levels).
     #[inline]
     pub fn nothing_due(&self, now: Tick) -> bool {
+        if self.len == 0 {
+            return true;
+        }
         let Some((level, slot)) = self.next_occupied() else {
             return true;
         };

@@ -137,9 +137,8 @@ pub(crate) fn scan_interval(arg: Arg<'_>) -> PyResult<(Tick, f64)> {
             ));
         }
     };
-    let seconds: f64 = obj
-        .call_method0(intern!(obj.py(), "__float__"))?
-        .extract()?;
+    // An int too large for a float is, in seconds, as good as infinite.
+    let seconds: f64 = obj.extract().unwrap_or(f64::INFINITY);
     Ok((nanos, seconds))
 }
 

@@ -73,7 +73,19 @@ fn size_from(result: &Bound<'_, PyAny>) -> PyResult<u64> {
 
 /// Closes each released value that has `close()`, then drops every key and
 /// value. Call only with no borrow of the cache held.
+#[inline]
 pub(crate) fn close_released(py: Python<'_>, released: Released<Py<PyString>, Py<PyAny>>) {
+    if released.is_empty() && !released.spilled() {
+        // The usual case. An empty inline SmallVec owns nothing, and
+        // forgetting it skips its out-of-line destructor on every call.
+        std::mem::forget(released);
+        return;
+    }
+    close_each(py, released);
+}
+
+#[inline(never)]
+fn close_each(py: Python<'_>, released: Released<Py<PyString>, Py<PyAny>>) {
     for entry in released {
         if entry.tag & HAS_CLOSE != 0 {
             let value = entry.value.bind(py);

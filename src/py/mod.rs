@@ -20,10 +20,11 @@ use pyo3::prelude::*;
 use pyo3::types::PyString;
 use pyo3::{PyTraverseError, PyVisit};
 
-use self::args::Arg;
+use self::args::{Arg, Ttl};
 use self::callbacks::close_released;
 use self::key::Key;
 use crate::clock::{Clock, ManualClock};
+use crate::engine::time::Tick;
 use crate::engine::{Cache, Config, InsertError, NewEntry, Released};
 
 type Engine = Cache<Py<PyString>, Py<PyAny>>;
@@ -73,6 +74,20 @@ struct FlexCachePy {
     clock: Clock,
     /// `scan_interval` as the user gave it, for the property and `repr`.
     scan_interval_seconds: f64,
+}
+
+impl FlexCachePy {
+    /// The time for an operation that only needs it to judge deadlines:
+    /// with no entry that can expire, the engine's latest time serves and
+    /// the clock is not read (a clock read is a good part of a `get`).
+    #[inline]
+    fn lookup_now(&self) -> Tick {
+        if self.inner.has_deadlines() {
+            self.clock.now()
+        } else {
+            self.inner.latest_now()
+        }
+    }
 }
 
 #[pymethods]
@@ -135,7 +150,11 @@ impl FlexCachePy {
         let mut released = Released::new();
         let result = {
             let mut this = slf.try_borrow_mut()?;
-            let now = this.clock.now();
+            let now = if matches!(ttl, Ttl::Never) {
+                this.lookup_now()
+            } else {
+                this.clock.now()
+            };
             let deadline = ttl.deadline(now, &this.clock);
             let new = NewEntry {
                 hash: parsed_key.hash,
@@ -173,14 +192,12 @@ impl FlexCachePy {
         let mut released = Released::new();
         let found = {
             let mut this = slf.try_borrow_mut()?;
-            let now = this.clock.now();
+            let now = this.lookup_now();
             this.inner
                 .get(key.hash, |stored| key.matches(stored), now, &mut released)
                 .map(|value| value.clone_ref(py))
         };
-        if !released.is_empty() {
-            close_released(py, released);
-        }
+        close_released(py, released);
         Ok(match found {
             Some(value) => value.into_bound(py),
             None => default.unwrap_or_else(|| py.None().into_bound(py)),
@@ -193,7 +210,7 @@ impl FlexCachePy {
         let mut released = Released::new();
         let removed = {
             let mut this = slf.try_borrow_mut()?;
-            let now = this.clock.now();
+            let now = this.lookup_now();
             this.inner
                 .remove(key.hash, |stored| key.matches(stored), now, &mut released)
         };
@@ -261,7 +278,7 @@ impl FlexCachePy {
         let key = Key::from_object(key)?;
         Ok(self
             .inner
-            .contains(key.hash, |stored| key.matches(stored), self.clock.now()))
+            .contains(key.hash, |stored| key.matches(stored), self.lookup_now()))
     }
 
     fn __repr__(&self) -> String {
