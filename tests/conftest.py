@@ -32,7 +32,6 @@ import sys
 from collections.abc import Callable
 
 import pytest
-
 from flexcache import FlexCache
 from flexcache.testing import ManualClock
 

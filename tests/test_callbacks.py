@@ -10,7 +10,6 @@ from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
-
 from flexcache import FlexCache
 from flexcache.testing import ManualClock
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
+from datetime import timedelta
 from decimal import Decimal
 from fractions import Fraction
 
 import pytest
-
 from flexcache import FlexCache
 from flexcache.testing import ManualClock
 
@@ -156,6 +156,14 @@ def test_scan_interval_accepted(form: str, interval: float) -> None:
 
 
 @FORMS
+@pytest.mark.parametrize("interval", [10**400, 2**1024], ids=["10**400", "2**1024"])
+def test_scan_interval_int_beyond_float_range_accepted(form: str, interval: int) -> None:
+    """An int >= 0 is a valid interval however large; it means "practically never"."""
+    cache = build(form, scan_interval=interval)
+    assert cache.scan_interval >= 1e300
+
+
+@FORMS
 @pytest.mark.parametrize("interval", [-1, -0.5, -1e-300, -math.inf, math.nan, -(10**30)])
 def test_scan_interval_negative_or_nan_is_value_error(form: str, interval: float) -> None:
     with pytest.raises(ValueError):
@@ -165,7 +173,20 @@ def test_scan_interval_negative_or_nan_is_value_error(form: str, interval: float
 @FORMS
 @pytest.mark.parametrize(
     "interval",
-    [True, False, None, "1", "inf", b"1", [1], Decimal("1"), Fraction(1, 2), 1j, object()],
+    [
+        True,
+        False,
+        None,
+        "1",
+        "inf",
+        b"1",
+        [1],
+        Decimal("1"),
+        Fraction(1, 2),
+        1j,
+        timedelta(seconds=1),
+        object(),
+    ],
 )
 def test_scan_interval_bool_or_other_type_is_type_error(form: str, interval: object) -> None:
     with pytest.raises(TypeError):
@@ -206,7 +227,21 @@ def test_limit_too_large_is_overflow_or_value_error(form: str, limit: str, value
 @LIMITS
 @pytest.mark.parametrize(
     "value",
-    [True, False, 1.0, 0.0, math.inf, math.nan, "1", b"1", None, [1], Decimal(1), Fraction(1)],
+    [
+        True,
+        False,
+        1.0,
+        0.0,
+        math.inf,
+        math.nan,
+        "1",
+        b"1",
+        None,
+        [1],
+        Decimal(1),
+        Fraction(1),
+        timedelta(seconds=1),
+    ],
 )
 def test_limit_bool_float_or_other_type_is_type_error(form: str, limit: str, value: object) -> None:
     with pytest.raises(TypeError):

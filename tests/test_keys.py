@@ -6,7 +6,6 @@ import enum
 import sys
 
 import pytest
-
 from flexcache import FlexCache
 
 if sys.version_info >= (3, 11):

@@ -158,12 +158,17 @@ impl<K, V> Cache<K, V> {
         self.bytes
     }
 
-    /// True when some entry has a deadline. Without one, no operation needs
-    /// the current time, and the caller may pass [`Cache::latest_now`]
-    /// instead of reading its clock.
+    /// False when the time cannot matter to a lookup: no entry has a
+    /// deadline, and the automatic scan runs either always (interval 0) or
+    /// never (interval [`NEVER`]), so a scan at a stale time is the same as
+    /// one at the true time. The caller may then pass
+    /// [`Cache::latest_now`] instead of reading its clock. With a finite
+    /// interval the gate itself needs the true time (SPEC: the interval
+    /// counts from the last scan, even one that found nothing).
     #[inline]
-    pub fn has_deadlines(&self) -> bool {
+    pub fn needs_time(&self) -> bool {
         !self.wheel.is_empty()
+            || (self.config.scan_interval != 0 && self.config.scan_interval != NEVER)
     }
 
     /// The latest `now` any operation has passed.

@@ -77,12 +77,13 @@ struct FlexCachePy {
 }
 
 impl FlexCachePy {
-    /// The time for an operation that only needs it to judge deadlines:
-    /// with no entry that can expire, the engine's latest time serves and
-    /// the clock is not read (a clock read is a good part of a `get`).
+    /// The time for an operation that reads no new deadline: when the time
+    /// cannot matter (see `Cache::needs_time`), the engine's latest time
+    /// serves and the clock is not read (a clock read is a good part of a
+    /// `get`).
     #[inline]
     fn lookup_now(&self) -> Tick {
-        if self.inner.has_deadlines() {
+        if self.inner.needs_time() {
             self.clock.now()
         } else {
             self.inner.latest_now()
