@@ -16,14 +16,16 @@ use crate::engine::time::{Tick, NANOS_PER_SECOND};
 #[derive(Debug)]
 pub struct ManualClock {
     nanos: AtomicU64,
-    wall_origin_seconds: f64,
+    /// Wall time at monotonic 0, as `f64` bits (an atomic, so that
+    /// [`ManualClock::step_wall`] can move it through a shared `Arc`).
+    wall_origin_bits: AtomicU64,
 }
 
 impl ManualClock {
     pub fn new() -> Self {
         ManualClock {
             nanos: AtomicU64::new(0),
-            wall_origin_seconds: system_wall_seconds(),
+            wall_origin_bits: AtomicU64::new(system_wall_seconds().to_bits()),
         }
     }
 
@@ -49,7 +51,27 @@ impl ManualClock {
     }
 
     pub fn wall_seconds(&self) -> f64 {
-        self.wall_origin_seconds + self.now() as f64 / NANOS_PER_SECOND as f64
+        let origin = f64::from_bits(self.wall_origin_bits.load(Ordering::Relaxed));
+        origin + self.now() as f64 / NANOS_PER_SECOND as f64
+    }
+
+    /// Steps the wall clock alone by `seconds` (either way), as an NTP
+    /// correction or a user changing the system time would; monotonic time
+    /// does not move.
+    pub fn step_wall(&self, seconds: f64) {
+        let mut current = self.wall_origin_bits.load(Ordering::Relaxed);
+        loop {
+            let next = (f64::from_bits(current) + seconds).to_bits();
+            match self.wall_origin_bits.compare_exchange_weak(
+                current,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(seen) => current = seen,
+            }
+        }
     }
 }
 
@@ -115,6 +137,9 @@ mod tests {
         manual.advance(1_500_000_000);
         assert_eq!(clock.now(), 1_500_000_000);
         assert!((clock.wall_seconds() - wall - 1.5).abs() < 1e-6);
+        manual.step_wall(-100.0);
+        assert_eq!(clock.now(), 1_500_000_000);
+        assert!((clock.wall_seconds() - wall + 98.5).abs() < 1e-6);
         manual.advance(u64::MAX);
         assert_eq!(clock.now(), u64::MAX);
     }

@@ -744,3 +744,20 @@ def test_big_clock_jump_reaps_everything(clock: ManualClock, tracker) -> None:
     assert len(tracker.closed) == 500
     assert len(set(tracker.closed)) == 500
     assert cache.items == 0
+
+
+def test_wall_clock_change_after_set_does_not_move_a_datetime_deadline(
+    clock: ManualClock, tracker
+) -> None:
+    """SPEC: a datetime ttl becomes a monotonic deadline when set is called."""
+    cache = FlexCache(clock=clock)
+    value = tracker("k")
+    cache.set("k", value, ttl=datetime.fromtimestamp(clock.time()) + timedelta(seconds=10))
+    clock.step_wall(3600)  # the system clock jumps an hour ahead
+    assert cache.get("k") is value
+    clock.step_wall(-7200)  # and two hours back
+    clock.advance(9.9)
+    assert cache.get("k") is value
+    clock.advance(0.2)
+    assert cache.get("k") is None
+    assert value.closes == 1

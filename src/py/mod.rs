@@ -51,6 +51,19 @@ impl ManualClockPy {
         Ok(())
     }
 
+    /// Steps the wall clock alone by `seconds` (positive or negative), as a
+    /// system time change would; monotonic time, and so every deadline
+    /// already set, does not move.
+    fn step_wall(&self, seconds: f64) -> PyResult<()> {
+        if !seconds.is_finite() {
+            return Err(PyValueError::new_err(
+                "step_wall() takes a finite number of seconds",
+            ));
+        }
+        self.inner.step_wall(seconds);
+        Ok(())
+    }
+
     /// Seconds advanced since the clock was made.
     fn monotonic(&self) -> f64 {
         self.inner.now() as f64 / 1e9

@@ -20,6 +20,8 @@ class ManualClock:
     def __new__(cls) -> ManualClock: ...
     def advance(self, delta: timedelta | int | float) -> None:
         """Move time forward by ``delta`` (seconds or a timedelta, ``>= 0``)."""
+    def step_wall(self, seconds: float) -> None:
+        """Step the wall clock alone (either way); monotonic time stays."""
     def monotonic(self) -> float:
         """Seconds advanced since the clock was made."""
     def time(self) -> float:
