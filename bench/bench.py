@@ -1,6 +1,6 @@
 """FlexCache next to a plain dict: ns/op and the ratio to the dict baseline.
 
-Run with ``python bench/bench.py`` (about a minute or two) or ``--fast`` for a
+Run with ``python bench/bench.py`` (about two minutes) or ``--fast`` for a
 smoke run of a few seconds. Every figure is the median of several repetitions
 of a loop over a pre-built list of str keys, timed with ``perf_counter_ns``
 while the garbage collector is off. The dict and the cache run the *same* loop
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import platform
 import random
 import statistics
@@ -22,6 +23,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from typing import NamedTuple
 
 from flexcache import FlexCache
 
@@ -85,21 +87,20 @@ def make_keys(prefix: str, n: int) -> list[str]:
     return keys
 
 
-class Row:
-    def __init__(self, workload: str, n: int | None, dict_ns: float, cache_ns: float):
-        self.workload, self.n, self.dict_ns, self.cache_ns = workload, n, dict_ns, cache_ns
+class Row(NamedTuple):
+    workload: str
+    n: int | None  # entries in the structure, where that is fixed
+    dict_ns: float
+    cache_ns: float
 
 
 class Bench:
     def __init__(self, ops: int, reps: int, sizes: list[int], capacity: int):
         self.ops, self.reps, self.sizes, self.capacity = ops, reps, sizes, capacity
-        self.rng = random.Random(1234)
-        self.rows: list[Row] = []
+        self.rng = random.Random(1234)  # the same key orders on every run
 
     def add(self, workload: str, n: int | None, dict_runs: list[float], cache_runs: list[float]):
-        row = Row(workload, n, statistics.median(dict_runs), statistics.median(cache_runs))
-        self.rows.append(row)
-        print_row(row)
+        print_row(Row(workload, n, statistics.median(dict_runs), statistics.median(cache_runs)))
 
     # ----------------------------------------------------------------------- workloads
 
@@ -167,7 +168,7 @@ class Bench:
             dict_runs.append(time_ns_per_op(loop_call1, d.pop, order))
             cache_runs.append(time_ns_per_op(loop_call1, cache.delete, order))
             del d, cache
-        self.add("delete, lru bounded", None, dict_runs, cache_runs)
+        self.add("delete, lru bounded", len(keys), dict_runs, cache_runs)
 
     def set_evict(self) -> None:
         """set of new keys into a full cache: every set evicts one entry (dict: plain store)."""
@@ -226,6 +227,9 @@ def main() -> None:
     print(f"machine: {platform.platform()}")
     print(f"cpu:     {cpu_model()}")
     print(f"python:  {sys.version.split()[0]} ({platform.python_implementation()})")
+    if hasattr(os, "getloadavg"):  # other work on the machine shows up as noise
+        load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        print(f"load:    {load} (1, 5, 15 min) on {os.cpu_count()} cpus")
     print(f"ops per timing: {bench.ops:,}; median of {bench.reps} repetitions; gc off while timing")
     keys = make_keys("loop", bench.ops)
     empty = statistics.median(time_ns_per_op(loop_empty, None, keys) for _ in range(bench.reps))
@@ -240,7 +244,8 @@ def main() -> None:
     bench.delete()
     bench.set_evict()
     print("-" * len(HEADER))
-    print("ratio = FlexCache / dict; set baselines are `d[k] = v`, delete's is `d.pop(k)`.")
+    print("ratio = FlexCache / dict. Baselines: d.get(k); d[k] = v (also for 'set evicting',")
+    print("where the dict just grows); d.pop(k) for delete. Keys are looked up in random order.")
     print(f"total {time.perf_counter() - started:.1f} s")
 
 
