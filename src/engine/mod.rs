@@ -14,6 +14,7 @@
 pub mod arena;
 mod entry;
 pub mod list;
+pub mod model;
 pub mod policy;
 pub mod time;
 pub mod wheel;
