@@ -39,6 +39,11 @@ enum Slot<T> {
     Vacant { next_free: Option<SlotId> },
 }
 
+/// The size of one arena slot holding a `T` (for layout tests).
+pub fn slot_size<T>() -> usize {
+    std::mem::size_of::<Slot<T>>()
+}
+
 /// A `Vec` of slots plus a free list.
 #[derive(Debug)]
 pub struct Arena<T> {

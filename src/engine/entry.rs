@@ -2,7 +2,8 @@
 
 use super::arena::{Arena, SlotId};
 use super::list::{Link, Linked};
-use super::wheel::{TimerNode, TimerNodes};
+use super::time::Tick;
+use super::wheel::TimerNodes;
 
 #[derive(Debug)]
 pub struct Entry<K, V> {
@@ -13,8 +14,12 @@ pub struct Entry<K, V> {
     pub(crate) hash: u64,
     /// Units counted against `max_bytes`; fixed once stored.
     pub(crate) size: u64,
-    /// Deadline and wheel links.
-    pub(crate) timer: TimerNode,
+    /// The exact deadline; `NEVER` when the entry does not expire.
+    pub(crate) deadline: Tick,
+    /// Links in the entry's wheel bucket.
+    pub(crate) timer_link: Link,
+    /// The wheel bucket, or `UNSCHEDULED`.
+    pub(crate) bucket: u16,
     /// Links in the LRU/FIFO order list.
     pub(crate) order: Link,
     /// Index in the random policy's member vector.
@@ -26,8 +31,16 @@ pub struct Entry<K, V> {
 
 impl<K, V> TimerNodes for Arena<Entry<K, V>> {
     #[inline]
-    fn timer(&mut self, id: SlotId) -> &mut TimerNode {
-        &mut self.get_mut(id).timer
+    fn timer_link(&mut self, id: SlotId) -> &mut Link {
+        &mut self.get_mut(id).timer_link
+    }
+    #[inline]
+    fn deadline(&mut self, id: SlotId) -> &mut Tick {
+        &mut self.get_mut(id).deadline
+    }
+    #[inline]
+    fn bucket(&mut self, id: SlotId) -> &mut u16 {
+        &mut self.get_mut(id).bucket
     }
 }
 

@@ -129,7 +129,11 @@ impl<K, V> Cache<K, V> {
             entries: Arena::new(),
             index: HashTable::new(),
             wheel: TimerWheel::new(now),
-            policy: Policy::new(config.policy, rng),
+            policy: Policy::new(
+                config.policy,
+                config.max_items > 0 || config.max_bytes > 0,
+                rng,
+            ),
             config,
             bytes: 0,
             last_scan: now,
@@ -209,7 +213,7 @@ impl<K, V> Cache<K, V> {
         let now = self.observe(now);
         self.auto_scan(now, released);
         let id = self.find(hash, eq)?;
-        if self.entries.get(id).timer.deadline <= now {
+        if self.entries.get(id).deadline <= now {
             self.release(id, ReleaseReason::Expired, released);
             return None;
         }
@@ -222,7 +226,7 @@ impl<K, V> Cache<K, V> {
     pub fn contains(&self, hash: u64, eq: impl FnMut(&K) -> bool, now: Tick) -> bool {
         let now = now.min(LATEST_NOW).max(self.latest_now);
         self.find(hash, eq)
-            .is_some_and(|id| self.entries.get(id).timer.deadline > now)
+            .is_some_and(|id| self.entries.get(id).deadline > now)
     }
 
     /// Stores a new entry. `eq` must match the new key. Refuses a key held
@@ -245,7 +249,7 @@ impl<K, V> Cache<K, V> {
             });
         }
         if let Some(id) = self.find(new.hash, eq) {
-            if self.entries.get(id).timer.deadline > now {
+            if self.entries.get(id).deadline > now {
                 return Err(InsertError::Occupied {
                     key: new.key,
                     value: new.value,
@@ -276,7 +280,9 @@ impl<K, V> Cache<K, V> {
             value,
             hash,
             size,
-            timer: Default::default(),
+            deadline: NEVER,
+            timer_link: Default::default(),
+            bucket: UNSCHEDULED,
             order: Default::default(),
             random_position: 0,
             tag,
@@ -306,7 +312,7 @@ impl<K, V> Cache<K, V> {
         let Some(id) = self.find(hash, eq) else {
             return false;
         };
-        if self.entries.get(id).timer.deadline <= now {
+        if self.entries.get(id).deadline <= now {
             self.release(id, ReleaseReason::Expired, released);
             false
         } else {
@@ -410,9 +416,10 @@ impl<K, V> Cache<K, V> {
     }
 
     /// Keys in eviction order (LRU/FIFO: next victim first; random: member
-    /// order). For tests.
+    /// order); empty for a cache without limits, which keeps no order. For
+    /// tests.
     pub fn eviction_order(&mut self) -> Vec<&K> {
-        let ids = self.policy.validate(&mut self.entries);
+        let ids = self.policy.validate(&mut self.entries).unwrap_or_default();
         ids.into_iter()
             .map(|id| &self.entries.get(id).key)
             .collect()
@@ -436,18 +443,19 @@ impl<K, V> Cache<K, V> {
                 self.index.find(entry.hash, |&other| other == id).is_some(),
                 "{id:?} not indexed"
             );
-            let scheduled = entry.timer.bucket != UNSCHEDULED;
+            let scheduled = entry.bucket != UNSCHEDULED;
             assert_eq!(
                 scheduled,
-                entry.timer.deadline != NEVER,
+                entry.deadline != NEVER,
                 "{id:?} wheel membership"
             );
             timed += usize::from(scheduled);
         }
         assert_eq!(bytes, self.bytes, "byte sum");
-        let mut members = self.policy.validate(&mut self.entries);
-        members.sort_unstable();
-        assert_eq!(members, ids, "policy members");
+        if let Some(mut members) = self.policy.validate(&mut self.entries) {
+            members.sort_unstable();
+            assert_eq!(members, ids, "policy members");
+        }
         let mut scheduled = self.wheel.validate(&mut self.entries, count + 1);
         scheduled.sort_unstable();
         assert_eq!(scheduled.len(), timed, "wheel size");

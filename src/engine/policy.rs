@@ -48,12 +48,24 @@ impl EvictionPolicy {
 
 #[derive(Debug)]
 pub(crate) enum Policy {
-    Ordered { order: List, refresh_on_hit: bool },
-    Random { members: Vec<SlotId>, rng: SmallRng },
+    Ordered {
+        order: List,
+        refresh_on_hit: bool,
+    },
+    Random {
+        members: Vec<SlotId>,
+        rng: SmallRng,
+    },
+    /// A cache without limits never evicts, so it keeps no order at all:
+    /// a hit then touches one entry instead of three.
+    Unbounded,
 }
 
 impl Policy {
-    pub(crate) fn new(policy: EvictionPolicy, rng: SmallRng) -> Self {
+    pub(crate) fn new(policy: EvictionPolicy, bounded: bool, rng: SmallRng) -> Self {
+        if !bounded {
+            return Policy::Unbounded;
+        }
         match policy {
             EvictionPolicy::Lru => Policy::Ordered {
                 order: List::default(),
@@ -78,6 +90,7 @@ impl Policy {
                 entries.get_mut(id).random_position = members.len() as u32;
                 members.push(id);
             }
+            Policy::Unbounded => {}
         }
     }
 
@@ -104,6 +117,7 @@ impl Policy {
                     entries.get_mut(moved).random_position = position as u32;
                 }
             }
+            Policy::Unbounded => {}
         }
     }
 
@@ -119,6 +133,7 @@ impl Policy {
                     Some(members[rng.random_range(0..members.len())])
                 }
             }
+            Policy::Unbounded => None,
         }
     }
 
@@ -126,18 +141,20 @@ impl Policy {
         match self {
             Policy::Ordered { order, .. } => *order = List::default(),
             Policy::Random { members, .. } => members.clear(),
+            Policy::Unbounded => {}
         }
     }
 
-    /// The members in eviction order (for `Random`, in member order).
+    /// The members in eviction order (for `Random`, in member order), or
+    /// `None` for `Unbounded`, which tracks none.
     ///
     /// # Panics
     /// On broken links or positions.
-    pub(crate) fn validate<K, V>(&self, entries: &mut Arena<Entry<K, V>>) -> Vec<SlotId> {
+    pub(crate) fn validate<K, V>(&self, entries: &mut Arena<Entry<K, V>>) -> Option<Vec<SlotId>> {
         match self {
             Policy::Ordered { order, .. } => {
                 let limit = entries.len() + 1;
-                order.collect(&mut OrderLinks(entries), limit)
+                Some(order.collect(&mut OrderLinks(entries), limit))
             }
             Policy::Random { members, .. } => {
                 for (position, &id) in members.iter().enumerate() {
@@ -147,8 +164,9 @@ impl Policy {
                         "position of {id:?}"
                     );
                 }
-                members.clone()
+                Some(members.clone())
             }
+            Policy::Unbounded => None,
         }
     }
 }

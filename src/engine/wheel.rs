@@ -40,7 +40,9 @@ pub const LEVELS: usize = 8;
 /// `bucket` value of a node that is not in the wheel.
 pub const UNSCHEDULED: u16 = u16::MAX;
 
-/// What the wheel keeps in each entry.
+/// The wheel's three fields of one node, as a struct for wheels driven
+/// alone (tests, the fuzzer). The cache keeps them as separate fields of
+/// its entry so that the u16 packs with its other small fields.
 #[derive(Clone, Copy, Debug)]
 pub struct TimerNode {
     pub link: Link,
@@ -60,9 +62,30 @@ impl Default for TimerNode {
     }
 }
 
-/// Access to the [`TimerNode`] of every entry.
+/// Access to the wheel's fields of every node.
 pub trait TimerNodes {
-    fn timer(&mut self, id: SlotId) -> &mut TimerNode;
+    /// Links in the node's bucket list.
+    fn timer_link(&mut self, id: SlotId) -> &mut Link;
+    /// The node's exact deadline; [`NEVER`] when it does not expire.
+    fn deadline(&mut self, id: SlotId) -> &mut Tick;
+    /// `level * 64 + slot`, or [`UNSCHEDULED`].
+    fn bucket(&mut self, id: SlotId) -> &mut u16;
+}
+
+/// Nodes in a plain vector indexed by slot id: a wheel driven alone.
+#[derive(Debug, Default)]
+pub struct TimerNodeVec(pub Vec<TimerNode>);
+
+impl TimerNodes for TimerNodeVec {
+    fn timer_link(&mut self, id: SlotId) -> &mut Link {
+        &mut self.0[id.index()].link
+    }
+    fn deadline(&mut self, id: SlotId) -> &mut Tick {
+        &mut self.0[id.index()].deadline
+    }
+    fn bucket(&mut self, id: SlotId) -> &mut u16 {
+        &mut self.0[id.index()].bucket
+    }
 }
 
 struct TimerLinks<'a, N: TimerNodes>(&'a mut N);
@@ -70,7 +93,7 @@ struct TimerLinks<'a, N: TimerNodes>(&'a mut N);
 impl<N: TimerNodes> Linked for TimerLinks<'_, N> {
     #[inline]
     fn link(&mut self, id: SlotId) -> &mut Link {
-        &mut self.0.timer(id).link
+        self.0.timer_link(id)
     }
 }
 
@@ -147,11 +170,7 @@ impl TimerWheel {
     #[inline]
     pub fn schedule(&mut self, nodes: &mut impl TimerNodes, id: SlotId, deadline: Tick) {
         debug_assert_ne!(deadline, NEVER, "NEVER deadlines are not scheduled");
-        debug_assert_eq!(
-            nodes.timer(id).bucket,
-            UNSCHEDULED,
-            "{id:?} already scheduled"
-        );
+        debug_assert_eq!(*nodes.bucket(id), UNSCHEDULED, "{id:?} already scheduled");
         let (level, slot) = self.position(tick_of(deadline).max(self.elapsed));
         let bucket = level * SLOTS + slot;
         if level == 0 {
@@ -163,15 +182,14 @@ impl TimerWheel {
                 }
                 Some(tail) => {
                     self.earliest[slot] = self.earliest[slot].min(deadline);
-                    if deadline < nodes.timer(tail).deadline {
+                    if deadline < *nodes.deadline(tail) {
                         self.sorted &= !bit;
                     }
                 }
             }
         }
-        let node = nodes.timer(id);
-        node.deadline = deadline;
-        node.bucket = bucket as u16;
+        *nodes.deadline(id) = deadline;
+        *nodes.bucket(id) = bucket as u16;
         self.buckets[bucket].push_back(&mut TimerLinks(nodes), id);
         self.occupied[level] |= 1 << slot;
         self.len += 1;
@@ -180,13 +198,13 @@ impl TimerWheel {
     /// Takes `id` out of the wheel if it is there. O(1).
     #[inline]
     pub fn deschedule(&mut self, nodes: &mut impl TimerNodes, id: SlotId) {
-        let bucket = nodes.timer(id).bucket;
+        let bucket = *nodes.bucket(id);
         if bucket == UNSCHEDULED {
             return;
         }
         let bucket = bucket as usize;
         self.buckets[bucket].unlink(&mut TimerLinks(nodes), id);
-        nodes.timer(id).bucket = UNSCHEDULED;
+        *nodes.bucket(id) = UNSCHEDULED;
         if self.buckets[bucket].is_empty() {
             self.occupied[bucket / SLOTS] &= !(1 << (bucket % SLOTS));
         }
@@ -240,12 +258,10 @@ impl TimerWheel {
             let mut cursor = std::mem::take(&mut self.buckets[bucket]).head;
             self.occupied[level] &= !(1 << slot);
             while let Some(id) = cursor {
-                let node = nodes.timer(id);
-                cursor = node.link.next;
-                node.link = Link::default();
-                node.bucket = UNSCHEDULED;
+                cursor = std::mem::take(nodes.timer_link(id)).next;
+                *nodes.bucket(id) = UNSCHEDULED;
                 self.len -= 1;
-                let deadline = node.deadline;
+                let deadline = *nodes.deadline(id);
                 if deadline <= now {
                     due.push(id);
                 } else {
@@ -269,12 +285,11 @@ impl TimerWheel {
         let mut earliest = NEVER;
         let mut cursor = list.head;
         while let Some(id) = cursor {
-            let node = nodes.timer(id);
-            cursor = node.link.next;
-            let deadline = node.deadline;
+            cursor = nodes.timer_link(id).next;
+            let deadline = *nodes.deadline(id);
             if deadline <= now {
                 list.unlink(&mut TimerLinks(nodes), id);
-                nodes.timer(id).bucket = UNSCHEDULED;
+                *nodes.bucket(id) = UNSCHEDULED;
                 self.len -= 1;
                 due.push(id);
             } else if self.sorted & bit != 0 {
@@ -330,25 +345,22 @@ impl TimerWheel {
                 }
                 let mut previous = 0;
                 for &id in &ids {
-                    let node = *nodes.timer(id);
-                    assert_eq!(node.bucket as usize, bucket, "bucket field of {id:?}");
-                    assert_ne!(node.deadline, NEVER, "{id:?} scheduled with NEVER");
-                    let expected = self.position(tick_of(node.deadline).max(self.elapsed));
+                    let deadline = *nodes.deadline(id);
+                    assert_eq!(*nodes.bucket(id) as usize, bucket, "bucket field of {id:?}");
+                    assert_ne!(deadline, NEVER, "{id:?} scheduled with NEVER");
+                    let expected = self.position(tick_of(deadline).max(self.elapsed));
                     assert_eq!(
                         expected,
                         (level, slot),
                         "{id:?} deadline {} misplaced",
-                        node.deadline
+                        deadline
                     );
                     if level == 0 {
-                        assert!(self.earliest[slot] <= node.deadline, "earliest of {slot}");
+                        assert!(self.earliest[slot] <= deadline, "earliest of {slot}");
                         if self.sorted & (1 << slot) != 0 {
-                            assert!(
-                                previous <= node.deadline,
-                                "sorted bucket {slot} out of order"
-                            );
+                            assert!(previous <= deadline, "sorted bucket {slot} out of order");
                         }
-                        previous = node.deadline;
+                        previous = deadline;
                     }
                 }
                 all.extend(ids);
@@ -366,13 +378,6 @@ mod tests {
     use rand::{Rng, SeedableRng};
     use std::collections::{BTreeSet, HashSet};
 
-    struct Nodes(Vec<TimerNode>);
-    impl TimerNodes for Nodes {
-        fn timer(&mut self, id: SlotId) -> &mut TimerNode {
-            &mut self.0[id.index()]
-        }
-    }
-
     fn id(i: usize) -> SlotId {
         SlotId::from_index(i)
     }
@@ -380,7 +385,7 @@ mod tests {
     /// The model: the set of (deadline, id) scheduled.
     struct Harness {
         wheel: TimerWheel,
-        nodes: Nodes,
+        nodes: TimerNodeVec,
         model: BTreeSet<(Tick, usize)>,
         now: Tick,
     }
@@ -389,7 +394,7 @@ mod tests {
         fn new(n: usize, now: Tick) -> Self {
             Harness {
                 wheel: TimerWheel::new(now),
-                nodes: Nodes(vec![TimerNode::default(); n]),
+                nodes: TimerNodeVec(vec![TimerNode::default(); n]),
                 model: BTreeSet::new(),
                 now,
             }
