@@ -31,19 +31,7 @@ impl ManualClock {
 
     /// Moves time forward, saturating at the end of the clock's range.
     pub fn advance(&self, nanos: u64) {
-        let mut current = self.nanos.load(Ordering::Relaxed);
-        loop {
-            let next = current.saturating_add(nanos);
-            match self.nanos.compare_exchange_weak(
-                current,
-                next,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return,
-                Err(seen) => current = seen,
-            }
-        }
+        update(&self.nanos, |current| current.saturating_add(nanos));
     }
 
     pub fn now(&self) -> Tick {
@@ -59,19 +47,9 @@ impl ManualClock {
     /// correction or a user changing the system time would; monotonic time
     /// does not move.
     pub fn step_wall(&self, seconds: f64) {
-        let mut current = self.wall_origin_bits.load(Ordering::Relaxed);
-        loop {
-            let next = (f64::from_bits(current) + seconds).to_bits();
-            match self.wall_origin_bits.compare_exchange_weak(
-                current,
-                next,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return,
-                Err(seen) => current = seen,
-            }
-        }
+        update(&self.wall_origin_bits, |bits| {
+            (f64::from_bits(bits) + seconds).to_bits()
+        });
     }
 }
 
@@ -115,6 +93,14 @@ impl Clock {
             Clock::Manual(manual) => manual.wall_seconds(),
         }
     }
+}
+
+/// Applies `change` atomically (clocks are shared between threads).
+fn update(cell: &AtomicU64, change: impl Fn(u64) -> u64) {
+    // The closure always returns Some, so fetch_update cannot fail.
+    let _ = cell.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |current| {
+        Some(change(current))
+    });
 }
 
 fn system_wall_seconds() -> f64 {
