@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::engine::time::{Tick, NANOS_PER_SECOND};
+use crate::engine::time::{Tick, LATEST_NOW, NANOS_PER_SECOND};
 
 /// A clock that stands still until [`ManualClock::advance`] moves it.
 ///
@@ -77,12 +77,16 @@ impl Clock {
         Clock::Monotonic { clock, origin }
     }
 
+    /// Nanoseconds, clamped below [`NEVER`] so that a deadline of "now"
+    /// (an already-past datetime) is never mistaken for "never", even on a
+    /// manual clock advanced to the end of its range.
     #[inline]
     pub fn now(&self) -> Tick {
-        match self {
+        let now = match self {
             Clock::Monotonic { clock, origin } => clock.delta_as_nanos(*origin, clock.raw()),
             Clock::Manual(manual) => manual.now(),
-        }
+        };
+        now.min(LATEST_NOW)
     }
 
     /// Seconds since the Unix epoch, as this clock sees the wall: a manual

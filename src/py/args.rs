@@ -4,7 +4,8 @@
 use pyo3::exceptions::{PyOSError, PyOverflowError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{
-    PyBool, PyDateTime, PyDelta, PyDeltaAccess, PyFloat, PyInt, PyString, PyTimeAccess,
+    PyBool, PyDateAccess, PyDateTime, PyDelta, PyDeltaAccess, PyDict, PyFloat, PyInt, PyString,
+    PyTimeAccess, PyTzInfoAccess,
 };
 use pyo3::{intern, Borrowed};
 
@@ -214,17 +215,29 @@ pub(crate) fn ttl(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Ttl> {
 }
 
 /// Seconds since the epoch of a datetime, as `datetime.timestamp()` reads
-/// it (naive = local time). Near `datetime.min`/`max` that conversion can
-/// leave the supported range; there a zone offset of at most a day cannot
-/// matter, so count whole days from the epoch and ignore the offset.
+/// it: naive means local time, and so does a tzinfo whose `utcoffset()` is
+/// None (Python's own definition of naive, which `timestamp()` itself
+/// rejects). The offset is read first, so a raising or invalid `utcoffset()`
+/// propagates. Only in the first and last years of the datetime range, where
+/// the conversion itself can overflow, does a fallback count whole days from
+/// the epoch and ignore the zone's offset of at most a day.
 fn timestamp(moment: &Bound<'_, PyDateTime>) -> PyResult<f64> {
     let py = moment.py();
+    let mut moment = moment.clone();
+    if moment.get_tzinfo().is_some() && moment.call_method0(intern!(py, "utcoffset"))?.is_none() {
+        let kwargs = PyDict::new(py);
+        kwargs.set_item(intern!(py, "tzinfo"), py.None())?;
+        moment = moment
+            .call_method(intern!(py, "replace"), (), Some(&kwargs))?
+            .cast_into()?;
+    }
     match moment.call_method0(intern!(py, "timestamp")) {
         Ok(seconds) => seconds.extract(),
         Err(error)
-            if error.is_instance_of::<PyOverflowError>(py)
-                || error.is_instance_of::<PyValueError>(py)
-                || error.is_instance_of::<PyOSError>(py) =>
+            if (moment.get_year() <= 1 || moment.get_year() >= 9999)
+                && (error.is_instance_of::<PyOverflowError>(py)
+                    || error.is_instance_of::<PyValueError>(py)
+                    || error.is_instance_of::<PyOSError>(py)) =>
         {
             const EPOCH_ORDINAL: i64 = 719_163; // date(1970, 1, 1).toordinal()
             let ordinal: i64 = moment.call_method0(intern!(py, "toordinal"))?.extract()?;
