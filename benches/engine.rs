@@ -1,0 +1,236 @@
+//! The engine alone, without Python: `flexcache::engine::Cache<u64, u64>`
+//! at 1M entries. Run with `cargo bench --bench engine`.
+//!
+//! A plain harness (`harness = false`): each figure is the median of
+//! [`REPS`] timed passes over 1M pre-built keys in random order, printed as
+//! ns/op. Time is a tick count the bench passes in (the engine never reads a
+//! clock), so the expiry figures are exact and nothing sleeps.
+
+// A benchmark's output is its result: the crate's print_stdout lint is for
+// library code, not for this binary.
+#![allow(clippy::print_stdout)]
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use flexcache::engine::time::{Tick, NEVER};
+use flexcache::engine::{Cache, Config, EvictionPolicy, NewEntry, Released};
+
+const N: u64 = 1_000_000;
+const REPS: usize = 5;
+const SECOND: Tick = 1_000_000_000;
+/// A ttl long enough that nothing falls due while a figure is timed.
+const LONG_TTL: Tick = 3600 * SECOND;
+
+type Engine = Cache<u64, u64>;
+
+/// splitmix64's finalizer: the engine takes the caller's hash, and the
+/// Python binding passes CPython's str hash; this stands in for it.
+#[inline]
+fn hash(key: u64) -> u64 {
+    let mut z = key.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The keys `base..base + n` in a fixed random order.
+fn shuffled(base: u64, n: u64, seed: u64) -> Vec<u64> {
+    let mut keys: Vec<u64> = (base..base + n).collect();
+    let mut state = seed;
+    for i in (1..keys.len()).rev() {
+        state = hash(state);
+        let j = (state % (i as u64 + 1)) as usize;
+        keys.swap(i, j);
+    }
+    keys
+}
+
+fn engine(policy: EvictionPolicy, max_items: u64) -> Engine {
+    let config = Config {
+        policy,
+        max_items,
+        max_bytes: 0,
+        scan_interval: 0,
+    };
+    Cache::with_seed(config, 0, 7)
+}
+
+fn set(cache: &mut Engine, key: u64, deadline: Tick, now: Tick, released: &mut Released<u64, u64>) {
+    let new = NewEntry {
+        hash: hash(key),
+        key,
+        value: key,
+        size: 1,
+        deadline,
+        tag: 0,
+    };
+    let stored = cache.insert(new, |k| *k == key, now, released);
+    debug_assert!(stored.is_ok());
+    released.clear();
+}
+
+fn filled(policy: EvictionPolicy, max_items: u64, keys: &[u64], ttl: Option<Tick>) -> Engine {
+    let mut cache = engine(policy, max_items);
+    let mut released = Released::new();
+    let deadline = ttl.unwrap_or(NEVER);
+    for &key in keys {
+        set(&mut cache, key, deadline, 0, &mut released);
+    }
+    cache
+}
+
+/// Median over [`REPS`] runs of `setup` (untimed) then `run` (timed), in ns per op.
+fn measure<S>(ops: u64, mut setup: impl FnMut() -> S, mut run: impl FnMut(&mut S)) -> f64 {
+    let mut samples: Vec<f64> = (0..REPS)
+        .map(|_| {
+            let mut state = setup();
+            let start = Instant::now();
+            run(&mut state);
+            let elapsed = start.elapsed();
+            drop(black_box(state));
+            elapsed.as_nanos() as f64 / ops as f64
+        })
+        .collect();
+    samples.sort_by(f64::total_cmp);
+    samples[REPS / 2]
+}
+
+fn report(name: &str, ns: f64) {
+    println!("{name:<52} {ns:>9.1} ns/op");
+}
+
+fn main() {
+    let keys = shuffled(0, N, 1);
+    let mut inserted: Vec<u64> = keys.clone();
+    inserted.sort_unstable();
+    let misses = shuffled(N, N, 2);
+    let fresh = shuffled(2 * N, N, 3);
+    let mut released = Released::new();
+
+    println!("flexcache engine, Cache<u64, u64>, {N} entries, median of {REPS}");
+
+    let ns = measure(
+        N,
+        || engine(EvictionPolicy::Lru, N),
+        |cache| {
+            for &key in &keys {
+                set(cache, key, NEVER, 0, &mut released);
+            }
+        },
+    );
+    report("set new, lru bounded, no ttl", ns);
+
+    let ns = measure(
+        N,
+        || engine(EvictionPolicy::Lru, N),
+        |cache| {
+            for &key in &keys {
+                set(cache, key, LONG_TTL, 0, &mut released);
+            }
+        },
+    );
+    report("set new, lru bounded, ttl (into the wheel)", ns);
+
+    for (name, policy) in [
+        ("lru", EvictionPolicy::Lru),
+        ("fifo", EvictionPolicy::Fifo),
+        ("random", EvictionPolicy::Random),
+    ] {
+        let ns = measure(
+            N,
+            || filled(policy, N, &inserted, None),
+            |cache| {
+                for &key in &fresh {
+                    set(cache, key, NEVER, 0, &mut released);
+                }
+            },
+        );
+        report(&format!("set at capacity, evicting one each, {name}"), ns);
+    }
+
+    let mut lru = filled(EvictionPolicy::Lru, N, &inserted, Some(LONG_TTL));
+    let ns = measure(
+        N,
+        || (),
+        |()| {
+            for &key in &keys {
+                black_box(lru.get(hash(key), |k| *k == key, 0, &mut released));
+            }
+        },
+    );
+    report("get hit, lru bounded (moves to the front)", ns);
+
+    let ns = measure(
+        N,
+        || (),
+        |()| {
+            for &key in &misses {
+                black_box(lru.get(hash(key), |k| *k == key, 0, &mut released));
+            }
+        },
+    );
+    report("get miss, lru bounded", ns);
+
+    let mut fifo = filled(EvictionPolicy::Fifo, N, &inserted, None);
+    let ns = measure(
+        N,
+        || (),
+        |()| {
+            for &key in &keys {
+                black_box(fifo.get(hash(key), |k| *k == key, 0, &mut released));
+            }
+        },
+    );
+    report("get hit, fifo bounded", ns);
+    drop(fifo);
+
+    let ns = measure(
+        N,
+        || filled(EvictionPolicy::Lru, N, &inserted, Some(LONG_TTL)),
+        |cache| {
+            for &key in &keys {
+                black_box(cache.remove(hash(key), |k| *k == key, 0, &mut released));
+                released.clear();
+            }
+        },
+    );
+    report("delete, lru bounded, ttl", ns);
+
+    // One scan with nothing due, at a later `now` each call: the wheel's
+    // nothing-due test, whatever the cache's size.
+    let ns = measure(
+        N,
+        || (),
+        |()| {
+            for now in 1..=N {
+                lru.scan(now * 1_000, &mut released);
+            }
+        },
+    );
+    debug_assert!(released.is_empty());
+    report("scan, nothing due (1M entries in the wheel)", ns);
+    drop(lru);
+
+    // Advance past every deadline: one scan reaps all 1M entries. The
+    // deadlines rise with the order of the sets over one second, as 1M sets
+    // a second with one ttl would give.
+    let ns = measure(
+        N,
+        || {
+            let mut cache = engine(EvictionPolicy::Lru, 0);
+            let mut released = Released::new();
+            for (i, &key) in (0..).zip(&keys) {
+                let deadline = SECOND + i * SECOND / N;
+                set(&mut cache, key, deadline, i * SECOND / N, &mut released);
+            }
+            (cache, Released::new())
+        },
+        |(cache, released)| {
+            cache.scan(3 * SECOND, released);
+            debug_assert!(cache.is_empty() && released.len() == N as usize);
+        },
+    );
+    report("advance 3 s: one scan reaps 1M due (per entry)", ns);
+    println!("  = {:.1} ms for the whole scan", ns * N as f64 / 1e6);
+}
