@@ -131,7 +131,8 @@ mod tests {
         assert_eq!(clock.now(), 1_500_000_000);
         assert!((clock.wall_seconds() - wall + 98.5).abs() < 1e-6);
         manual.advance(u64::MAX);
-        assert_eq!(clock.now(), u64::MAX);
+        // Clamped below NEVER: a deadline of "now" must still mean expired.
+        assert_eq!(clock.now(), LATEST_NOW);
     }
 
     #[test]

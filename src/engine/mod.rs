@@ -303,22 +303,30 @@ impl<K, V> Cache<K, V> {
     pub fn remove(
         &mut self,
         hash: u64,
-        eq: impl FnMut(&K) -> bool,
+        mut eq: impl FnMut(&K) -> bool,
         now: Tick,
         released: &mut Released<K, V>,
     ) -> bool {
         let now = self.observe(now);
         self.auto_scan(now, released);
-        let Some(id) = self.find(hash, eq) else {
+        // One probe finds and unindexes the entry (a delete is mostly
+        // memory misses, and a second probe by slot id would double them).
+        let entries = &self.entries;
+        let Ok(found) = self.index.find_entry(hash, |&id| {
+            let entry = entries.get(id);
+            entry.hash == hash && eq(&entry.key)
+        }) else {
             return false;
         };
-        if self.entries.get(id).deadline <= now {
-            self.release(id, ReleaseReason::Expired, released);
-            false
+        let (id, _) = found.remove();
+        let live = self.entries.get(id).deadline > now;
+        let reason = if live {
+            ReleaseReason::Deleted
         } else {
-            self.release(id, ReleaseReason::Deleted, released);
-            true
-        }
+            ReleaseReason::Expired
+        };
+        self.release_unindexed(id, reason, released);
+        live
     }
 
     /// Reaps every expired entry, then enforces the limits.
@@ -379,8 +387,18 @@ impl<K, V> Cache<K, V> {
     fn release_due(&mut self, now: Tick, released: &mut Released<K, V>) {
         let mut due = std::mem::take(&mut self.due);
         self.wheel.advance(&mut self.entries, now, &mut due);
-        for id in due.drain(..) {
-            self.release(id, ReleaseReason::Expired, released);
+        released.reserve(due.len());
+        if due.len() == self.entries.len() {
+            // Everything is due (a burst of entries with one ttl): one clear
+            // of the index instead of a random-access probe per entry.
+            self.index.clear();
+            for id in due.drain(..) {
+                self.release_unindexed(id, ReleaseReason::Expired, released);
+            }
+        } else {
+            for id in due.drain(..) {
+                self.release(id, ReleaseReason::Expired, released);
+            }
         }
         self.due = due;
     }
@@ -403,6 +421,17 @@ impl<K, V> Cache<K, V> {
             }
             Err(_) => unreachable!("{id:?} missing from the index"),
         }
+        self.release_unindexed(id, reason, released);
+    }
+
+    /// [`Cache::release`] for an entry already taken out of the index.
+    #[inline]
+    fn release_unindexed(
+        &mut self,
+        id: SlotId,
+        reason: ReleaseReason,
+        released: &mut Released<K, V>,
+    ) {
         self.wheel.deschedule(&mut self.entries, id);
         self.policy.on_remove(&mut self.entries, id);
         let entry = self.entries.remove(id);
