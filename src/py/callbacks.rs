@@ -9,6 +9,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
+use super::args::type_name;
 use crate::engine::Released;
 
 /// Tag bit: the value had a `close` attribute when it was set.
@@ -98,10 +99,7 @@ fn optional_attribute<'py>(
 
 fn size_from(result: &Bound<'_, PyAny>) -> PyResult<u64> {
     if result.is_instance_of::<PyBool>() || !result.is_instance_of::<PyInt>() {
-        let name = result
-            .get_type()
-            .name()
-            .map_or_else(|_| "?".to_owned(), |n| n.to_string());
+        let name = type_name(result);
         return Err(PyTypeError::new_err(format!(
             "item_size() must return an int, not {name}"
         )));

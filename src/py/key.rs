@@ -10,6 +10,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyString;
 use pyo3::{intern, PyTypeInfo};
 
+use super::args::type_name;
+
 pub(crate) struct Key<'py> {
     pub(crate) text: Bound<'py, PyString>,
     pub(crate) hash: u64,
@@ -31,10 +33,7 @@ impl<'py> Key<'py> {
                 .call1((obj,))?
                 .cast_into::<PyString>()?
         } else {
-            let name = obj
-                .get_type()
-                .name()
-                .map_or_else(|_| "?".to_owned(), |n| n.to_string());
+            let name = type_name(obj);
             return Err(PyTypeError::new_err(format!(
                 "cache keys must be str, not {name}"
             )));
