@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from bench import cpu_model  # bench/ is on sys.path when this script runs
+
 VALUE = "payload"  # the value every timed set stores
 TTL_SECONDS = 300.0
 TTL_DELTA = timedelta(minutes=5)
@@ -1014,17 +1016,6 @@ def memory_child(impl_name: str, role: str, n: int) -> None:
 
 
 # =========================================================================== main
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 WORKLOADS = {

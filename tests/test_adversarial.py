@@ -22,21 +22,11 @@ from decimal import Decimal
 from fractions import Fraction
 
 import pytest
+from conftest import check_cache
 from flexcache import FlexCache
 from flexcache.testing import ManualClock
 
 MISSING = object()
-
-
-def check_cache(cache: FlexCache) -> None:
-    """SPEC's invariants of a cache at rest (as conftest's ``check`` fixture)."""
-    assert len(cache) == cache.items
-    assert cache.items >= 0
-    assert cache.bytes >= 0
-    if cache.max_items:
-        assert cache.items <= cache.max_items
-    if cache.max_bytes:
-        assert cache.bytes <= cache.max_bytes
 
 
 class Expect:
