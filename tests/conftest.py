@@ -29,7 +29,7 @@ Consistency
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from flexcache import FlexCache
@@ -150,3 +150,14 @@ def check_cache(cache: FlexCache) -> None:
 @pytest.fixture
 def check() -> Callable[[FlexCache], None]:
     return check_cache
+
+
+@pytest.fixture
+def busy_switching() -> Iterator[None]:
+    """Switch threads far more often than usual, to provoke interleavings."""
+    saved = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(saved)

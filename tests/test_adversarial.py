@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from datetime import time as dtime
 from decimal import Decimal
@@ -787,16 +787,6 @@ def test_past_datetime_expired_on_a_saturated_clock(clock: ManualClock) -> None:
 
 
 # --- threads ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def busy_switching() -> Iterator[None]:
-    saved = sys.getswitchinterval()
-    sys.setswitchinterval(1e-5)
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(saved)
 
 
 class ThreadVal:

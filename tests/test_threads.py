@@ -5,27 +5,15 @@ from __future__ import annotations
 
 import gc
 import random
-import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from flexcache import FlexCache
 
 N_THREADS = 8
-
-
-@pytest.fixture
-def busy_switching() -> Iterator[None]:
-    """Switch threads far more often than usual, to provoke interleavings."""
-    saved = sys.getswitchinterval()
-    sys.setswitchinterval(1e-5)
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(saved)
 
 
 def run_threads(target: Callable[[int], None], count: int = N_THREADS) -> None:
