@@ -65,10 +65,25 @@ impl List {
     /// Moves `id`, which must be on this list, to the back.
     #[inline]
     pub fn move_to_back(&mut self, nodes: &mut impl Linked, id: SlotId) {
-        if self.tail != Some(id) {
-            self.unlink(nodes, id);
-            self.push_back(nodes, id);
+        // Unlink and push_back fused: an LRU hit runs this, and a node with
+        // a successor is never the tail, so the list stays non-empty
+        // throughout and half of the generic branches fall away.
+        let Link { prev, next } = *nodes.link(id);
+        let Some(next) = next else {
+            return; // already the tail
+        };
+        match prev {
+            Some(prev) => nodes.link(prev).next = Some(next),
+            None => self.head = Some(next),
         }
+        nodes.link(next).prev = prev;
+        let old_tail = self.tail.expect("a list with a node is not empty");
+        nodes.link(old_tail).next = Some(id);
+        *nodes.link(id) = Link {
+            prev: Some(old_tail),
+            next: None,
+        };
+        self.tail = Some(id);
     }
 
     /// Walks the list front to back, checking links both ways; returns the ids.
@@ -118,6 +133,11 @@ mod tests {
         list.unlink(&mut nodes, id(2));
         list.move_to_back(&mut nodes, id(1));
         assert_eq!(list.collect(&mut nodes, 10), [id(3), id(1)]);
+        list.move_to_back(&mut nodes, id(1)); // the tail stays
+        assert_eq!(list.collect(&mut nodes, 10), [id(3), id(1)]);
+        list.move_to_back(&mut nodes, id(3)); // the head moves
+        assert_eq!(list.collect(&mut nodes, 10), [id(1), id(3)]);
+        list.move_to_back(&mut nodes, id(1));
         list.unlink(&mut nodes, id(3));
         list.unlink(&mut nodes, id(1));
         assert!(list.is_empty());

@@ -131,14 +131,19 @@ pub(crate) fn close_released(py: Python<'_>, released: Released<Py<PyString>, Py
     close_each(py, released);
 }
 
+/// Keys and values are dropped as `Bound`, which releases them at once:
+/// dropping a `Py` defers the release to pyo3's pool when pyo3 has not
+/// counted the thread as attached, as in the `fastcall` entries.
 #[inline(never)]
 fn close_each(py: Python<'_>, released: Released<Py<PyString>, Py<PyAny>>) {
     for entry in released {
+        let key = entry.key.into_bound(py);
+        let value = entry.value.into_bound(py);
         if entry.tag & HAS_CLOSE != 0 {
-            let value = entry.value.bind(py);
             if let Err(error) = value.call_method0(intern!(py, "close")) {
-                error.write_unraisable(py, Some(value));
+                error.write_unraisable(py, Some(&value));
             }
         }
+        drop((key, value));
     }
 }

@@ -20,27 +20,39 @@ pub(crate) struct Key<'py> {
 impl<'py> Key<'py> {
     /// # Errors
     /// `TypeError` for anything that is not a str.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn from_object(obj: &Bound<'py, PyAny>) -> PyResult<Self> {
-        let text = if obj.is_exact_instance_of::<PyString>() {
-            obj.cast::<PyString>()?.clone()
-        } else if obj.is_instance_of::<PyString>() {
-            // `str.__str__` copies a subclass instance to an exact str
-            // without calling any method the subclass overrides.
-            let py = obj.py();
-            PyString::type_object(py)
-                .getattr(intern!(py, "__str__"))?
-                .call1((obj,))?
-                .cast_into::<PyString>()?
-        } else {
+        match obj.cast_exact::<PyString>() {
+            Ok(text) => Self::from_exact(text.clone()),
+            Err(_) => Self::from_other(obj),
+        }
+    }
+
+    #[inline(always)]
+    fn from_exact(text: Bound<'py, PyString>) -> PyResult<Self> {
+        // Python's str hash (cached in the object), cast bit for bit: only
+        // equality of hashes matters.
+        let hash = text.as_any().hash()? as u64;
+        Ok(Key { text, hash })
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn from_other(obj: &Bound<'py, PyAny>) -> PyResult<Self> {
+        if !obj.is_instance_of::<PyString>() {
             let name = type_name(obj);
             return Err(PyTypeError::new_err(format!(
                 "cache keys must be str, not {name}"
             )));
-        };
-        // Python's str hash, cast bit for bit: only equality of hashes matters.
-        let hash = text.as_any().hash()? as u64;
-        Ok(Key { text, hash })
+        }
+        // `str.__str__` copies a subclass instance to an exact str without
+        // calling any method the subclass overrides.
+        let py = obj.py();
+        let text = PyString::type_object(py)
+            .getattr(intern!(py, "__str__"))?
+            .call1((obj,))?
+            .cast_into::<PyString>()?;
+        Self::from_exact(text)
     }
 
     /// Whether a stored key has this key's text. Both are exact strs, so

@@ -11,6 +11,7 @@
 
 mod args;
 mod callbacks;
+mod fastcall;
 mod key;
 
 use std::sync::Arc;
@@ -331,6 +332,7 @@ impl FlexCachePy {
 #[pyo3(name = "_core")]
 fn core_module(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<FlexCachePy>()?;
+    fastcall::install(&module.py().get_type::<FlexCachePy>())?;
     module.add_class::<ManualClockPy>()?;
     Ok(())
 }

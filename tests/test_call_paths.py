@@ -1,0 +1,160 @@
+"""`get` and `delete` have two entry points (see src/py/fastcall.rs).
+
+Positional calls take a hand-written fast entry; calls with keywords or a
+wrong number of arguments go to pyo3's generated wrapper. These tests hold
+the two to the same behaviour: results, errors, the method metadata, and
+the moment values are released.
+"""
+
+from __future__ import annotations
+
+import gc
+import inspect
+import sys
+import weakref
+
+import pytest
+from flexcache import FlexCache
+
+
+class Value:
+    """A value that can be weakly referenced and has no close()."""
+
+
+@pytest.fixture
+def cache() -> FlexCache:
+    cache = FlexCache(max_items=10)
+    cache.set("a", 1)
+    return cache
+
+
+def test_get_every_call_shape(cache: FlexCache) -> None:
+    marker = object()
+    assert cache.get("a") == 1
+    assert cache.get("a", marker) == 1
+    assert cache.get("a", default=marker) == 1
+    assert cache.get(key="a") == 1
+    assert cache.get(key="a", default=marker) == 1
+    assert cache.get(default=marker, key="a") == 1
+    assert cache.get("b") is None
+    assert cache.get("b", marker) is marker
+    assert cache.get("b", None) is None
+    assert cache.get("b", default=marker) is marker
+    assert cache.get(key="b", default=marker) is marker
+    assert FlexCache.get(cache, "a") == 1
+    assert FlexCache.get(cache, "b", marker) is marker
+
+
+def test_delete_every_call_shape(cache: FlexCache) -> None:
+    assert cache.delete("a") is True
+    assert cache.delete("a") is False
+    cache.set("a", 2)
+    assert cache.delete(key="a") is True
+    assert cache.delete(key="a") is False
+    cache.set("a", 3)
+    assert FlexCache.delete(cache, "a") is True
+    assert FlexCache.delete(cache, "a") is False
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda c: c.get(), "missing 1 required positional argument: 'key'"),
+        (lambda c: c.get("a", None, None), "takes from 1 to 2 positional arguments"),
+        (lambda c: c.get("a", key="a"), "multiple values for argument 'key'"),
+        (lambda c: c.get("a", dflt=1), "unexpected keyword argument 'dflt'"),
+        (lambda c: c.delete(), "missing 1 required positional argument: 'key'"),
+        (lambda c: c.delete("a", "b"), "takes 1 positional argument"),
+        (lambda c: c.delete(k="a"), "unexpected keyword argument 'k'"),
+        (lambda c: c.get(1), "cache keys must be str, not int"),
+        (lambda c: c.get(b"a", 1), "cache keys must be str, not bytes"),
+        (lambda c: c.delete(None), "cache keys must be str, not NoneType"),
+        (lambda c: c.get(key=1), "cache keys must be str, not int"),
+        (lambda c: c.delete(key=1.5), "cache keys must be str, not float"),
+    ],
+)
+def test_bad_calls_raise_type_error_and_change_nothing(
+    cache: FlexCache, call: object, message: str
+) -> None:
+    with pytest.raises(TypeError, match=message):
+        call(cache)  # type: ignore[operator]
+    assert cache.items == 1
+    assert cache.get("a") == 1
+
+
+@pytest.mark.parametrize("name", ["get", "delete"])
+def test_unbound_method_checks_self(name: str) -> None:
+    method = getattr(FlexCache, name)
+    with pytest.raises(TypeError, match="FlexCache"):
+        method(object(), "a")
+    with pytest.raises(TypeError):
+        method()
+
+
+def test_method_metadata_is_kept() -> None:
+    assert FlexCache.get.__name__ == "get"
+    assert FlexCache.delete.__name__ == "delete"
+    assert FlexCache.get.__qualname__ == "FlexCache.get"
+    assert "default" in (FlexCache.get.__doc__ or "")
+    assert str(inspect.signature(FlexCache.get)) == "(self, /, key, default=None)"
+    assert str(inspect.signature(FlexCache.delete)) == "(self, /, key)"
+    assert type(FlexCache.get).__name__ == "method_descriptor"
+    assert "get" in dir(FlexCache())
+
+
+def test_bound_methods_work_when_stored() -> None:
+    cache = FlexCache()
+    get, delete = cache.get, cache.delete
+    cache.set("k", "v")
+    assert get("k") == "v"
+    assert delete("k") is True
+    assert get("k", 0) == 0
+
+
+@pytest.mark.parametrize("keyword", [False, True])
+def test_delete_releases_the_value_before_returning(keyword: bool) -> None:
+    cache = FlexCache()
+    value = Value()
+    alive = weakref.ref(value)
+    cache.set("k", value)
+    del value
+    assert cache.delete(key="k") if keyword else cache.delete("k")
+    assert alive() is None
+
+
+@pytest.mark.parametrize("keyword", [False, True])
+def test_get_reaping_an_expired_entry_releases_it_before_returning(keyword: bool, clock) -> None:
+    cache = FlexCache(clock=clock)
+    value = Value()
+    alive = weakref.ref(value)
+    cache.set("k", value, ttl=1)
+    del value
+    clock.advance(2)
+    assert (cache.get(key="k") if keyword else cache.get("k")) is None
+    assert alive() is None
+
+
+def test_failed_calls_leak_no_references(cache: FlexCache) -> None:
+    key = 12345678
+    default = object()
+    before = sys.getrefcount(key), sys.getrefcount(default)
+    for _ in range(1000):
+        with pytest.raises(TypeError):
+            cache.get(key, default)
+        with pytest.raises(TypeError):
+            cache.delete(key)
+    gc.collect()
+    assert (sys.getrefcount(key), sys.getrefcount(default)) == before
+
+
+def test_hits_and_misses_leak_no_references() -> None:
+    cache = FlexCache(max_items=10)
+    key = "".join(["k", "e", "y"])
+    value, default = object(), object()
+    cache.set(key, value)
+    before = [sys.getrefcount(o) for o in (key, value, default)]
+    for _ in range(1000):
+        assert cache.get(key, default) is value
+        assert cache.get("other", default) is default
+        assert cache.get(key) is value
+    assert [sys.getrefcount(o) for o in (key, value, default)] == before
