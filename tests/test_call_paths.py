@@ -1,7 +1,7 @@
-"""`get` and `delete` have two entry points (see src/py/fastcall.rs).
+"""`get`, `set` and `delete` have two entry points (see src/py/fastcall.rs).
 
-Positional calls take a hand-written fast entry; calls with keywords or a
-wrong number of arguments go to pyo3's generated wrapper. These tests hold
+Positional calls (and `set`'s `ttl=`) take a hand-written fast entry; other
+keywords or a wrong number of arguments go to pyo3's generated wrapper. These tests hold
 the two to the same behaviour: results, errors, the method metadata, and
 the moment values are released.
 """
@@ -56,6 +56,65 @@ def test_delete_every_call_shape(cache: FlexCache) -> None:
     assert FlexCache.delete(cache, "a") is False
 
 
+def test_set_every_call_shape(clock) -> None:
+    cache = FlexCache(clock=clock)
+    cache.set("p2", 1)
+    cache.set("p3", 2, 10)
+    cache.set("kw_ttl", 3, ttl=10)
+    cache.set("p3_none", 4, None)
+    cache.set("kw_none", 5, ttl=None)
+    cache.set("kw_value", value=6, ttl=10)
+    cache.set(key="kw_all", value=7, ttl=10)
+    cache.set(ttl=10, value=8, key="kw_reordered")
+    cache.set("kw_runtime_name", 9, **{"".join(["t", "t", "l"]): 10})
+    FlexCache.set(cache, "unbound", 10, 10)
+    assert cache.items == 10
+    clock.advance(10)
+    cache.scan()
+    assert sorted(
+        k for k in ("p2", "p3", "kw_ttl", "p3_none", "kw_none", "kw_value", "kw_all") if k in cache
+    ) == ["kw_none", "p2", "p3_none"]
+    assert cache.items == 3
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda c: c.set("k"), "missing 1 required positional argument: 'value'"),
+        (lambda c: c.set("k", 1, 2, 3), "takes from 2 to 3 positional arguments"),
+        (lambda c: c.set("k", 1, 2, ttl=2), "multiple values for argument 'ttl'"),
+        (lambda c: c.set("k", 1, tll=2), "unexpected keyword argument 'tll'"),
+        (lambda c: c.set("k", 1, ttl=2, extra=1), "unexpected keyword argument 'extra'"),
+        (lambda c: c.set(1, 1), "cache keys must be str, not int"),
+        (lambda c: c.set(1, 1, ttl=5), "cache keys must be str, not int"),
+        (lambda c: c.set("k", 1, -1), "ttl must be > 0"),
+        (lambda c: c.set("k", 1, ttl="5"), "ttl must be"),
+        (lambda c: c.set("a", 1), "'a'"),
+    ],
+)
+def test_bad_sets_raise_and_change_nothing(cache: FlexCache, call: object, message: str) -> None:
+    with pytest.raises((TypeError, ValueError, KeyError), match=message):
+        call(cache)  # type: ignore[operator]
+    assert cache.items == 1
+    assert "k" not in cache
+    assert cache.get("a") == 1
+
+
+@pytest.mark.parametrize("keyword", [False, True])
+def test_refused_set_releases_the_value_before_returning(keyword: bool) -> None:
+    cache = FlexCache(max_bytes=5)
+    cache.set("k", 1)
+    value = Value()
+    alive = weakref.ref(value)
+    with pytest.raises(KeyError):
+        if keyword:
+            cache.set("k", value, ttl=None)
+        else:
+            cache.set("k", value)
+    del value
+    assert alive() is None
+
+
 @pytest.mark.parametrize(
     ("call", "message"),
     [
@@ -82,7 +141,7 @@ def test_bad_calls_raise_type_error_and_change_nothing(
     assert cache.get("a") == 1
 
 
-@pytest.mark.parametrize("name", ["get", "delete"])
+@pytest.mark.parametrize("name", ["get", "set", "delete"])
 def test_unbound_method_checks_self(name: str) -> None:
     method = getattr(FlexCache, name)
     with pytest.raises(TypeError, match="FlexCache"):
@@ -94,10 +153,12 @@ def test_unbound_method_checks_self(name: str) -> None:
 def test_method_metadata_is_kept() -> None:
     assert FlexCache.get.__name__ == "get"
     assert FlexCache.delete.__name__ == "delete"
+    assert FlexCache.set.__name__ == "set"
     assert FlexCache.get.__qualname__ == "FlexCache.get"
     assert "default" in (FlexCache.get.__doc__ or "")
     assert str(inspect.signature(FlexCache.get)) == "(self, /, key, default=None)"
     assert str(inspect.signature(FlexCache.delete)) == "(self, /, key)"
+    assert str(inspect.signature(FlexCache.set)) == "(self, /, key, value, ttl=None)"
     assert type(FlexCache.get).__name__ == "method_descriptor"
     assert "get" in dir(FlexCache())
 

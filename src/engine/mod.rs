@@ -62,6 +62,17 @@ pub enum InsertError<K, V> {
     TooLarge { key: K, value: V },
 }
 
+impl<K, V> InsertError<K, V> {
+    /// The refused key and value, handed back to the caller.
+    pub fn into_entry(self) -> (K, V) {
+        match self {
+            InsertError::Occupied { key, value } | InsertError::TooLarge { key, value } => {
+                (key, value)
+            }
+        }
+    }
+}
+
 /// Limits and timing a cache is made with; 0 means "no limit".
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Config {

@@ -1,12 +1,12 @@
-//! Hand-written `METH_FASTCALL` entry points for `get` and `delete`.
+//! Hand-written `METH_FASTCALL` entry points for `get`, `set` and `delete`.
 //!
 //! pyo3's generated wrapper parses every call through its general argument
 //! parser and trampoline. By callgrind that is about 120 instructions of a
 //! `get`, over a third of what a hit costs beyond `dict.get`. These entries
-//! take the two calls that matter, positional arguments and no keywords,
-//! straight to the same method bodies pyo3 calls; every other shape of call
-//! (keywords, a wrong count) goes to pyo3's wrapper, so the signature, the
-//! error messages and the docstrings stay pyo3's.
+//! take the calls that matter (positional arguments, and `set`'s `ttl=`
+//! keyword) straight to the same method bodies pyo3 calls; every other
+//! shape of call (other keywords, a wrong count) goes to pyo3's wrapper, so
+//! the signature, the error messages and the docstrings stay pyo3's.
 //!
 //! `install` swaps the entries in after pyo3 has built the class: it copies
 //! pyo3's `PyMethodDef` (name, flags, docstring and text signature), keeps
@@ -27,9 +27,10 @@ use std::sync::OnceLock;
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::ffi;
+use pyo3::intern;
 use pyo3::panic::PanicException;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyType};
+use pyo3::types::{PyDict, PyTuple, PyType};
 use pyo3::Borrowed;
 
 use super::FlexCachePy;
@@ -38,12 +39,14 @@ type Fastcall = ffi::PyCFunctionFastWithKeywords;
 
 /// pyo3's wrappers, which serve every call the fast entries do not take.
 static GET_WRAPPER: OnceLock<Fastcall> = OnceLock::new();
+static SET_WRAPPER: OnceLock<Fastcall> = OnceLock::new();
 static DELETE_WRAPPER: OnceLock<Fastcall> = OnceLock::new();
 
-/// Replaces the `get` and `delete` methods of `class` (pyo3's
+/// Replaces the `get`, `set` and `delete` methods of `class` (pyo3's
 /// `FlexCachePy`) with the fast entries.
 pub(super) fn install(class: &Bound<'_, PyType>) -> PyResult<()> {
     install_entry(class, "get", get_entry, &GET_WRAPPER)?;
+    install_entry(class, "set", set_entry, &SET_WRAPPER)?;
     install_entry(class, "delete", delete_entry, &DELETE_WRAPPER)
 }
 
@@ -171,6 +174,77 @@ unsafe extern "C" fn get_entry(
         FlexCachePy::get(&slf, &key, default.map(|d| d.to_owned()))
     }));
     finish(outcome, Bound::into_ptr)
+}
+
+/// `FlexCache.set(key, value)`, `FlexCache.set(key, value, ttl)` and
+/// `FlexCache.set(key, value, ttl=ttl)`.
+///
+/// # Safety
+/// As for `get_entry`.
+unsafe extern "C" fn set_entry(
+    slf: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargsf: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: CPython passes the vectorcall count here, flags included.
+    let nargs = unsafe { ffi::PyVectorcall_NARGS(nargsf as usize) };
+    // SAFETY: as in `get_entry`; `kwnames`, when not NULL, is a live tuple
+    // of str whose values follow the positional arguments in `args`.
+    let py = unsafe { Python::assume_attached() };
+    let ttl_given = match (nargs, kwnames.is_null()) {
+        (2, true) => false,
+        (3, true) => true,
+        // SAFETY: as above.
+        (2, false) => unsafe { names_only_ttl(py, kwnames) },
+        _ => false,
+    };
+    let fast = kwnames.is_null() && (2..=3).contains(&nargs) || nargs == 2 && ttl_given;
+    if !fast {
+        let wrapper = SET_WRAPPER.get().expect("installed with the entry");
+        // SAFETY: as in `get_entry`.
+        return unsafe { wrapper(slf, args, nargsf, kwnames) };
+    }
+    // SAFETY: as in `get_entry`; with `ttl_given` there are three values
+    // in `args`, positional or `ttl=`.
+    let (slf, key, value, ttl) = unsafe {
+        let ttl = ttl_given.then(|| Borrowed::from_ptr(py, *args.add(2)));
+        (
+            Borrowed::from_ptr(py, slf),
+            Borrowed::from_ptr(py, *args),
+            Borrowed::from_ptr(py, *args.add(1)),
+            ttl,
+        )
+    };
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: as in `get_entry`.
+        let slf = unsafe { slf.cast_unchecked::<FlexCachePy>() };
+        FlexCachePy::set(&slf, &key, &value, ttl.as_deref())
+    }));
+    finish(outcome, |()| {
+        // SAFETY: `None` is a static singleton; `Py_NewRef` hands back the
+        // new reference CPython expects.
+        unsafe { ffi::Py_NewRef(ffi::Py_None()) }
+    })
+}
+
+/// Whether the keyword names of a call are exactly `("ttl",)`.
+///
+/// # Safety
+/// `kwnames` is a live tuple and the GIL is held.
+unsafe fn names_only_ttl(py: Python<'_>, kwnames: *mut ffi::PyObject) -> bool {
+    // SAFETY: the caller's contract.
+    let names = unsafe { Borrowed::from_ptr(py, kwnames) };
+    let Ok(names) = names.cast::<PyTuple>() else {
+        return false;
+    };
+    let ttl = intern!(py, "ttl");
+    // CPython interns keyword names, so the identity test nearly always
+    // decides; equality covers names built at run time.
+    names.len() == 1
+        && names
+            .get_borrowed_item(0)
+            .is_ok_and(|name| name.is(ttl) || name.eq(ttl).unwrap_or(false))
 }
 
 /// `FlexCache.delete(key)`.

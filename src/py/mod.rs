@@ -183,16 +183,21 @@ impl FlexCachePy {
                 .insert(new, |stored| parsed_key.matches(stored), now, &mut released)
         };
         close_released(py, released);
-        match result {
-            Ok(()) => Ok(()),
-            Err(InsertError::Occupied { .. }) => Err(PyKeyError::new_err(key.clone().unbind())),
-            Err(InsertError::TooLarge { .. }) => {
-                let max_bytes = slf.try_borrow()?.inner.config().max_bytes;
-                Err(PyValueError::new_err(format!(
-                    "item size {size} is larger than max_bytes ({max_bytes})"
-                )))
-            }
+        let refused = match result {
+            Ok(()) => return Ok(()),
+            Err(refused) => refused,
+        };
+        let too_large = matches!(refused, InsertError::TooLarge { .. });
+        let (new_key, new_value) = refused.into_entry();
+        // Dropped as `Bound`, at once (see `callbacks::close_each`).
+        drop((new_key.into_bound(py), new_value.into_bound(py)));
+        if !too_large {
+            return Err(PyKeyError::new_err(key.clone().unbind()));
         }
+        let max_bytes = slf.try_borrow()?.inner.config().max_bytes;
+        Err(PyValueError::new_err(format!(
+            "item size {size} is larger than max_bytes ({max_bytes})"
+        )))
     }
 
     /// The value stored under `key`, or `default` if it is missing or expired.
