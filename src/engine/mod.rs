@@ -26,6 +26,7 @@ use smallvec::SmallVec;
 
 use self::arena::{Arena, SlotId};
 pub use self::entry::Entry;
+use self::entry::IndexHash;
 pub use self::policy::EvictionPolicy;
 use self::policy::Policy;
 use self::time::{Tick, LATEST_NOW, NEVER};
@@ -202,11 +203,12 @@ impl<K, V> Cache<K, V> {
 
     #[inline]
     fn find(&self, hash: u64, mut eq: impl FnMut(&K) -> bool) -> Option<SlotId> {
+        let hash = IndexHash::of_key(hash);
         let entries = &self.entries;
         self.index
-            .find(hash, |&id| {
+            .find(hash.full, |&id| {
                 let entry = entries.get(id);
-                entry.hash == hash && eq(&entry.key)
+                entry.hash == hash.short && eq(&entry.key)
             })
             .copied()
     }
@@ -286,21 +288,22 @@ impl<K, V> Cache<K, V> {
             deadline,
             tag,
         } = new;
+        let hash = IndexHash::of_key(hash);
         let id = self.entries.insert(Entry {
             key,
             value,
-            hash,
+            hash: hash.short,
             size,
             deadline: NEVER,
             timer_link: Default::default(),
             bucket: UNSCHEDULED,
             order: Default::default(),
-            random_position: 0,
             tag,
         });
         let entries = &self.entries;
-        self.index
-            .insert_unique(hash, id, |&id| entries.get(id).hash);
+        self.index.insert_unique(hash.full, id, |&id| {
+            IndexHash::of_short(entries.get(id).hash).full
+        });
         self.policy.on_insert(&mut self.entries, id);
         if deadline != NEVER {
             self.wheel.schedule(&mut self.entries, id, deadline);
@@ -322,10 +325,11 @@ impl<K, V> Cache<K, V> {
         self.auto_scan(now, released);
         // One probe finds and unindexes the entry (a delete is mostly
         // memory misses, and a second probe by slot id would double them).
+        let hash = IndexHash::of_key(hash);
         let entries = &self.entries;
-        let Ok(found) = self.index.find_entry(hash, |&id| {
+        let Ok(found) = self.index.find_entry(hash.full, |&id| {
             let entry = entries.get(id);
-            entry.hash == hash && eq(&entry.key)
+            entry.hash == hash.short && eq(&entry.key)
         }) else {
             return false;
         };
@@ -425,8 +429,8 @@ impl<K, V> Cache<K, V> {
 
     /// Unlinks `id` from every structure and hands its key and value back.
     fn release(&mut self, id: SlotId, reason: ReleaseReason, released: &mut Released<K, V>) {
-        let hash = self.entries.get(id).hash;
-        match self.index.find_entry(hash, |&other| other == id) {
+        let hash = IndexHash::of_short(self.entries.get(id).hash);
+        match self.index.find_entry(hash.full, |&other| other == id) {
             Ok(found) => {
                 found.remove();
             }
@@ -480,7 +484,9 @@ impl<K, V> Cache<K, V> {
             let entry = self.entries.get(id);
             bytes += u128::from(entry.size);
             assert!(
-                self.index.find(entry.hash, |&other| other == id).is_some(),
+                self.index
+                    .find(IndexHash::of_short(entry.hash).full, |&other| other == id)
+                    .is_some(),
                 "{id:?} not indexed"
             );
             let scheduled = entry.bucket != UNSCHEDULED;

@@ -87,7 +87,7 @@ impl Policy {
         match self {
             Policy::Ordered { order, .. } => order.push_back(&mut OrderLinks(entries), id),
             Policy::Random { members, .. } => {
-                entries.get_mut(id).random_position = members.len() as u32;
+                entries.get_mut(id).set_random_position(members.len());
                 members.push(id);
             }
             Policy::Unbounded => {}
@@ -110,11 +110,11 @@ impl Policy {
         match self {
             Policy::Ordered { order, .. } => order.unlink(&mut OrderLinks(entries), id),
             Policy::Random { members, .. } => {
-                let position = entries.get(id).random_position as usize;
+                let position = entries.get(id).random_position();
                 debug_assert_eq!(members[position], id);
                 members.swap_remove(position);
                 if let Some(&moved) = members.get(position) {
-                    entries.get_mut(moved).random_position = position as u32;
+                    entries.get_mut(moved).set_random_position(position);
                 }
             }
             Policy::Unbounded => {}
@@ -159,7 +159,7 @@ impl Policy {
             Policy::Random { members, .. } => {
                 for (position, &id) in members.iter().enumerate() {
                     assert_eq!(
-                        entries.get(id).random_position as usize,
+                        entries.get(id).random_position(),
                         position,
                         "position of {id:?}"
                     );
