@@ -30,10 +30,16 @@ impl<'py> Key<'py> {
 
     #[inline(always)]
     fn from_exact(text: Bound<'py, PyString>) -> PyResult<Self> {
-        // Python's str hash (cached in the object), cast bit for bit: only
-        // equality of hashes matters.
-        let hash = text.as_any().hash()? as u64;
-        Ok(Key { text, hash })
+        // Python's str hash, cast bit for bit: only equality of hashes
+        // matters.
+        let hash = match cached_hash(&text) {
+            Some(hash) => hash,
+            None => text.as_any().hash()?,
+        };
+        Ok(Key {
+            text,
+            hash: hash as u64,
+        })
     }
 
     #[cold]
@@ -66,4 +72,25 @@ impl<'py> Key<'py> {
                 .eq(&self.text)
                 .unwrap_or(false)
     }
+}
+
+/// The hash CPython caches in a str object, once computed. Reading the field
+/// skips `PyObject_Hash`'s indirect call, a tenth of a cache hit's cost.
+#[cfg(not(any(Py_LIMITED_API, PyPy, GraalPy, Py_GIL_DISABLED)))]
+#[allow(unsafe_code)]
+#[inline(always)]
+fn cached_hash(text: &Bound<'_, PyString>) -> Option<isize> {
+    // SAFETY: `text` is a live, exact str (its type was checked), and the
+    // object of every str begins with `PyASCIIObject` on the CPython
+    // versions this (non-limited, GIL) build targets. `hash` is -1 until
+    // CPython computes it, and CPython writes it only with the GIL held,
+    // as it is held here, so the read races with nothing.
+    let hash = unsafe { (*text.as_ptr().cast::<pyo3::ffi::PyASCIIObject>()).hash };
+    (hash != -1).then_some(hash)
+}
+
+#[cfg(any(Py_LIMITED_API, PyPy, GraalPy, Py_GIL_DISABLED))]
+#[inline(always)]
+fn cached_hash(_text: &Bound<'_, PyString>) -> Option<isize> {
+    None
 }

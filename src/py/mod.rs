@@ -202,6 +202,7 @@ impl FlexCachePy {
 
     /// The value stored under `key`, or `default` if it is missing or expired.
     #[pyo3(signature = (key, default = None))]
+    #[inline(always)]
     fn get<'py>(
         slf: &Bound<'py, Self>,
         key: &Bound<'py, PyAny>,
