@@ -9,31 +9,50 @@ use super::wheel::TimerNodes;
 pub struct Entry<K, V> {
     pub(crate) key: K,
     pub(crate) value: V,
-    /// The low half of the key's hash as the caller computed it (see
-    /// [`IndexHash`]); the index re-hashes from this on resize, never from
-    /// the key.
-    pub(crate) hash: u32,
-    /// Units counted against `max_bytes`; fixed once stored.
-    pub(crate) size: u64,
+    /// Bits 0-30: the low 31 bits of the key's hash as the caller computed
+    /// it (see [`IndexHash`]; the index re-hashes from these on resize,
+    /// never from the key). Bit 31: the caller's tag.
+    pub(crate) hash_and_tag: u32,
+    /// Units counted against `max_bytes`, fixed once stored; or
+    /// [`SIZE_ELSEWHERE`] for a size that does not fit in 32 bits, which
+    /// the cache then keeps in a side table.
+    pub(crate) size: u32,
     /// The exact deadline; `NEVER` when the entry does not expire.
     pub(crate) deadline: Tick,
     /// Links in the entry's wheel bucket.
     pub(crate) timer_link: Link,
-    /// The wheel bucket, or `UNSCHEDULED`.
-    pub(crate) bucket: u16,
     /// Links in the LRU/FIFO order list; under the random policy, which
     /// keeps no list, the entry's position in the member vector instead
     /// (see [`Entry::random_position`]).
     pub(crate) order: Link,
-    /// Caller's bits, handed back when the entry is released (the binding
-    /// records "the value has close()" here).
-    pub(crate) tag: u8,
 }
 
+/// `Entry::size` of an entry whose size is in the cache's side table.
+pub(crate) const SIZE_ELSEWHERE: u32 = u32::MAX;
+
+const TAG_BIT: u32 = 1 << 31;
+
 impl<K, V> Entry<K, V> {
+    /// The 31 hash bits the index files the entry under.
+    #[inline]
+    pub(crate) fn hash(&self) -> u32 {
+        self.hash_and_tag & !TAG_BIT
+    }
+
+    /// The caller's tag (the binding records "the value has close()").
+    #[inline]
+    pub(crate) fn tag(&self) -> bool {
+        self.hash_and_tag & TAG_BIT != 0
+    }
+
+    #[inline]
+    pub(crate) fn pack_hash_and_tag(hash: IndexHash, tag: bool) -> u32 {
+        hash.short | if tag { TAG_BIT } else { 0 }
+    }
+
     /// The entry's index in the random policy's member vector, kept in the
     /// order link's `prev`: one 8-byte field serves whichever policy the
-    /// cache has, and the entry stays at 56 bytes.
+    /// cache has, and the entry stays at 48 bytes.
     #[inline]
     pub(crate) fn random_position(&self) -> usize {
         self.order.prev.map_or(0, SlotId::index)
@@ -45,9 +64,9 @@ impl<K, V> Entry<K, V> {
     }
 }
 
-/// The hash the index files an entry under, made from the 32 bits an entry
-/// keeps. Storing 32 bits instead of 64 saves 8 bytes per entry (with
-/// alignment); the index still needs well-spread high bits (hashbrown
+/// The hash the index files an entry under, made from the 31 bits an entry
+/// keeps. Storing 31 bits instead of 64 saves an entry 8 bytes (with the
+/// tag in the 32nd); the index still needs well-spread high bits (hashbrown
 /// takes its 7-bit tag from the top), which the multiply provides, while
 /// the low bits it takes positions from stay a bijection of the key's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,7 +78,7 @@ pub(crate) struct IndexHash {
 impl IndexHash {
     #[inline]
     pub(crate) fn of_key(hash: u64) -> Self {
-        Self::of_short(hash as u32)
+        Self::of_short(hash as u32 & !TAG_BIT)
     }
 
     #[inline]
@@ -79,10 +98,6 @@ impl<K, V> TimerNodes for Arena<Entry<K, V>> {
     #[inline]
     fn deadline(&mut self, id: SlotId) -> &mut Tick {
         &mut self.get_mut(id).deadline
-    }
-    #[inline]
-    fn bucket(&mut self, id: SlotId) -> &mut u16 {
-        &mut self.get_mut(id).bucket
     }
 }
 

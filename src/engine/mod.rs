@@ -19,18 +19,18 @@ pub mod policy;
 pub mod time;
 pub mod wheel;
 
-use hashbrown::HashTable;
+use hashbrown::{HashMap, HashTable};
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use smallvec::SmallVec;
 
 use self::arena::{Arena, SlotId};
 pub use self::entry::Entry;
-use self::entry::IndexHash;
+use self::entry::{IndexHash, SIZE_ELSEWHERE};
 pub use self::policy::EvictionPolicy;
 use self::policy::Policy;
 use self::time::{Tick, LATEST_NOW, NEVER};
-use self::wheel::{TimerWheel, UNSCHEDULED};
+use self::wheel::TimerWheel;
 
 /// Why an entry left the cache.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,7 +46,7 @@ pub enum ReleaseReason {
 pub struct ReleasedEntry<K, V> {
     pub key: K,
     pub value: V,
-    pub tag: u8,
+    pub tag: bool,
     pub reason: ReleaseReason,
 }
 
@@ -104,7 +104,8 @@ pub struct NewEntry<K, V> {
     pub size: u64,
     /// Absolute deadline; [`NEVER`] for none.
     pub deadline: Tick,
-    pub tag: u8,
+    /// A flag handed back with the entry when it is released.
+    pub tag: bool,
 }
 
 #[derive(Debug)]
@@ -122,6 +123,9 @@ pub struct Cache<K, V> {
     latest_now: Tick,
     /// Reused buffer for the wheel's due ids.
     due: Vec<SlotId>,
+    /// Sizes that do not fit an entry's 32 bits (`SIZE_ELSEWHERE`): a size
+    /// of four billion units or more is rare enough to cost a map lookup.
+    large_sizes: HashMap<SlotId, u64>,
 }
 
 impl<K, V> Cache<K, V> {
@@ -151,6 +155,7 @@ impl<K, V> Cache<K, V> {
             last_scan: now,
             latest_now: now,
             due: Vec::new(),
+            large_sizes: HashMap::new(),
         }
     }
 
@@ -208,7 +213,7 @@ impl<K, V> Cache<K, V> {
         self.index
             .find(hash.full, |&id| {
                 let entry = entries.get(id);
-                entry.hash == hash.short && eq(&entry.key)
+                entry.hash() == hash.short && eq(&entry.key)
             })
             .copied()
     }
@@ -289,20 +294,25 @@ impl<K, V> Cache<K, V> {
             tag,
         } = new;
         let hash = IndexHash::of_key(hash);
+        let stored_size = u32::try_from(size)
+            .ok()
+            .filter(|&small| small != SIZE_ELSEWHERE)
+            .unwrap_or(SIZE_ELSEWHERE);
         let id = self.entries.insert(Entry {
             key,
             value,
-            hash: hash.short,
-            size,
+            hash_and_tag: Entry::<K, V>::pack_hash_and_tag(hash, tag),
+            size: stored_size,
             deadline: NEVER,
             timer_link: Default::default(),
-            bucket: UNSCHEDULED,
             order: Default::default(),
-            tag,
         });
+        if stored_size == SIZE_ELSEWHERE {
+            self.large_sizes.insert(id, size);
+        }
         let entries = &self.entries;
         self.index.insert_unique(hash.full, id, |&id| {
-            IndexHash::of_short(entries.get(id).hash).full
+            IndexHash::of_short(entries.get(id).hash()).full
         });
         self.policy.on_insert(&mut self.entries, id);
         if deadline != NEVER {
@@ -329,7 +339,7 @@ impl<K, V> Cache<K, V> {
         let entries = &self.entries;
         let Ok(found) = self.index.find_entry(hash.full, |&id| {
             let entry = entries.get(id);
-            entry.hash == hash.short && eq(&entry.key)
+            entry.hash() == hash.short && eq(&entry.key)
         }) else {
             return false;
         };
@@ -361,16 +371,18 @@ impl<K, V> Cache<K, V> {
     pub fn clear(&mut self, released: &mut Released<K, V>) {
         released.reserve(self.entries.len());
         self.entries.drain_into(|entry| {
+            let tag = entry.tag();
             released.push(ReleasedEntry {
                 key: entry.key,
                 value: entry.value,
-                tag: entry.tag,
+                tag,
                 reason: ReleaseReason::Cleared,
             });
         });
         self.index.clear();
         self.wheel.clear();
         self.policy.clear();
+        self.large_sizes.clear();
         self.bytes = 0;
     }
 
@@ -429,7 +441,7 @@ impl<K, V> Cache<K, V> {
 
     /// Unlinks `id` from every structure and hands its key and value back.
     fn release(&mut self, id: SlotId, reason: ReleaseReason, released: &mut Released<K, V>) {
-        let hash = IndexHash::of_short(self.entries.get(id).hash);
+        let hash = IndexHash::of_short(self.entries.get(id).hash());
         match self.index.find_entry(hash.full, |&other| other == id) {
             Ok(found) => {
                 found.remove();
@@ -450,11 +462,19 @@ impl<K, V> Cache<K, V> {
         self.wheel.deschedule(&mut self.entries, id);
         self.policy.on_remove(&mut self.entries, id);
         let entry = self.entries.remove(id);
-        self.bytes -= u128::from(entry.size);
+        let size = match entry.size {
+            SIZE_ELSEWHERE => self
+                .large_sizes
+                .remove(&id)
+                .expect("a large size is in the side table"),
+            small => u64::from(small),
+        };
+        self.bytes -= u128::from(size);
+        let tag = entry.tag();
         released.push(ReleasedEntry {
             key: entry.key,
             value: entry.value,
-            tag: entry.tag,
+            tag,
             reason,
         });
     }
@@ -479,25 +499,31 @@ impl<K, V> Cache<K, V> {
         assert_eq!(self.index.len(), count, "index size");
         let mut bytes = 0u128;
         let mut timed = 0;
+        let mut large = 0;
         let ids: Vec<SlotId> = self.entries.iter().map(|(id, _)| id).collect();
         for &id in &ids {
             let entry = self.entries.get(id);
-            bytes += u128::from(entry.size);
+            let size = match entry.size {
+                SIZE_ELSEWHERE => {
+                    large += 1;
+                    *self.large_sizes.get(&id).expect("large size recorded")
+                }
+                small => u64::from(small),
+            };
+            bytes += u128::from(size);
             assert!(
                 self.index
-                    .find(IndexHash::of_short(entry.hash).full, |&other| other == id)
+                    .find(IndexHash::of_short(entry.hash()).full, |&other| other == id)
                     .is_some(),
                 "{id:?} not indexed"
             );
-            let scheduled = entry.bucket != UNSCHEDULED;
-            assert_eq!(
-                scheduled,
-                entry.deadline != NEVER,
-                "{id:?} wheel membership"
-            );
+            let has_deadline = entry.deadline != NEVER;
+            let scheduled = self.wheel.is_scheduled(&mut self.entries, id);
+            assert_eq!(scheduled, has_deadline, "{id:?} wheel membership");
             timed += usize::from(scheduled);
         }
         assert_eq!(bytes, self.bytes, "byte sum");
+        assert_eq!(large, self.large_sizes.len(), "large size table");
         if let Some(mut members) = self.policy.validate(&mut self.entries) {
             members.sort_unstable();
             assert_eq!(members, ids, "policy members");

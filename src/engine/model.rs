@@ -26,7 +26,7 @@ use std::collections::{BTreeSet, VecDeque};
 
 use super::arena::SlotId;
 use super::time::{Tick, LATEST_NOW, NEVER};
-use super::wheel::{TimerNode, TimerNodeVec, TimerWheel, TICK_SHIFT, UNSCHEDULED};
+use super::wheel::{TimerNode, TimerNodeVec, TimerWheel, TICK_SHIFT};
 use super::{Cache, Config, EvictionPolicy, InsertError, NewEntry, ReleaseReason, Released};
 
 /// Keys are `0..KEYS`: few enough that operations keep hitting each other.
@@ -375,7 +375,12 @@ impl Harness {
         released
             .into_iter()
             .map(|r| {
-                assert_eq!(r.tag, r.value as u8, "tag of {} came back changed", r.key);
+                assert_eq!(
+                    r.tag,
+                    r.value % 2 == 1,
+                    "tag of {} came back changed",
+                    r.key
+                );
                 (r.key, r.value, r.reason)
             })
             .collect()
@@ -516,7 +521,7 @@ impl Harness {
                     value,
                     size,
                     deadline,
-                    tag: value as u8,
+                    tag: value % 2 == 1,
                 };
                 let result = match self.cache.insert(new, |k| *k == key, now, &mut released) {
                     Ok(()) => Ok(()),
@@ -641,7 +646,13 @@ pub fn run(data: &[u8]) {
         let op = match input.below(16) {
             0..=4 => {
                 let key = input.below(KEYS);
-                let size = u64::from(input.below(13));
+                // Mostly small; sometimes around and past the 32 bits an
+                // entry stores a size in, and sometimes anything.
+                let size = match input.below(16) {
+                    0 => u64::from(u32::MAX) - 1 + u64::from(input.below(3)),
+                    1 => input.u64(),
+                    _ => u64::from(input.below(13)),
+                };
                 let deadline = decode_deadline(&mut input, harness.now);
                 Op::Insert {
                     key,
@@ -716,7 +727,7 @@ pub fn run_wheel(data: &[u8]) {
                     let index = usize::from(input.byte()) % IDS;
                     let id = SlotId::from_index(index);
                     let node = nodes.0[index];
-                    if node.bucket != UNSCHEDULED {
+                    if wheel.is_scheduled(&mut nodes, id) {
                         assert!(
                             model.remove(&(node.deadline, index)),
                             "step {step}: #{index} unknown"
@@ -730,16 +741,17 @@ pub fn run_wheel(data: &[u8]) {
                 }
                 3 => {
                     let index = usize::from(input.byte()) % IDS;
+                    let id = SlotId::from_index(index);
                     let node = nodes.0[index];
-                    if node.bucket != UNSCHEDULED {
+                    if wheel.is_scheduled(&mut nodes, id) {
                         assert!(
                             model.remove(&(node.deadline, index)),
                             "step {step}: #{index} unknown"
                         );
                     }
-                    wheel.deschedule(&mut nodes, SlotId::from_index(index));
-                    assert_eq!(
-                        nodes.0[index].bucket, UNSCHEDULED,
+                    wheel.deschedule(&mut nodes, id);
+                    assert!(
+                        !wheel.is_scheduled(&mut nodes, id),
                         "step {step}: #{index} still scheduled"
                     );
                 }
@@ -778,8 +790,8 @@ pub fn run_wheel(data: &[u8]) {
             expected.sort_unstable();
             assert_eq!(got, expected, "step {step}: due ids at {now}");
             for &index in &got {
-                assert_eq!(
-                    nodes.0[index].bucket, UNSCHEDULED,
+                assert!(
+                    !wheel.is_scheduled(&mut nodes, SlotId::from_index(index)),
                     "step {step}: due #{index} still scheduled"
                 );
             }

@@ -55,7 +55,7 @@ impl Driver {
             value,
             size,
             deadline,
-            tag: 0,
+            tag: false,
         };
         let result = self
             .cache
@@ -334,6 +334,6 @@ fn entry_is_one_cache_line() {
     // An entry's size is most of the cache's memory per item: keep it from
     // creeping up unnoticed. Python keys and values are non-null pointers,
     // like `Box` here, and the arena's vacant slots hide in that niche.
-    assert_eq!(std::mem::size_of::<Entry<Box<u8>, Box<u8>>>(), 56);
-    assert_eq!(arena::slot_size::<Entry<Box<u8>, Box<u8>>>(), 56);
+    assert_eq!(std::mem::size_of::<Entry<Box<u8>, Box<u8>>>(), 48);
+    assert_eq!(arena::slot_size::<Entry<Box<u8>, Box<u8>>>(), 48);
 }

@@ -37,19 +37,17 @@ const SLOTS: usize = 1 << SLOT_BITS;
 const SLOT_MASK: u64 = SLOTS as u64 - 1;
 pub const LEVELS: usize = 8;
 
-/// `bucket` value of a node that is not in the wheel.
-pub const UNSCHEDULED: u16 = u16::MAX;
-
-/// The wheel's three fields of one node, as a struct for wheels driven
-/// alone (tests, the fuzzer). The cache keeps them as separate fields of
-/// its entry so that the u16 packs with its other small fields.
+/// The wheel's two fields of one node, as a struct for wheels driven alone
+/// (tests, the fuzzer). The cache keeps them as fields of its entry.
+///
+/// A node stores no bucket: a scheduled node's bucket follows from its
+/// deadline and the wheel's `elapsed` (the first invariant above), which
+/// saves an entry the bytes of a bucket number.
 #[derive(Clone, Copy, Debug)]
 pub struct TimerNode {
     pub link: Link,
     /// The entry's exact deadline; [`NEVER`] when it does not expire.
     pub deadline: Tick,
-    /// `level * 64 + slot`, or [`UNSCHEDULED`].
-    pub bucket: u16,
 }
 
 impl Default for TimerNode {
@@ -57,7 +55,6 @@ impl Default for TimerNode {
         TimerNode {
             link: Link::default(),
             deadline: NEVER,
-            bucket: UNSCHEDULED,
         }
     }
 }
@@ -68,8 +65,6 @@ pub trait TimerNodes {
     fn timer_link(&mut self, id: SlotId) -> &mut Link;
     /// The node's exact deadline; [`NEVER`] when it does not expire.
     fn deadline(&mut self, id: SlotId) -> &mut Tick;
-    /// `level * 64 + slot`, or [`UNSCHEDULED`].
-    fn bucket(&mut self, id: SlotId) -> &mut u16;
 }
 
 /// Nodes in a plain vector indexed by slot id: a wheel driven alone.
@@ -82,9 +77,6 @@ impl TimerNodes for TimerNodeVec {
     }
     fn deadline(&mut self, id: SlotId) -> &mut Tick {
         &mut self.0[id.index()].deadline
-    }
-    fn bucket(&mut self, id: SlotId) -> &mut u16 {
-        &mut self.0[id.index()].bucket
     }
 }
 
@@ -162,6 +154,29 @@ impl TimerWheel {
         rotation | ((slot as u64) << shift)
     }
 
+    /// The bucket `id` is in (`level * 64 + slot`), or None when it is not
+    /// in the wheel. The bucket follows from the deadline and `elapsed`;
+    /// the node is on that bucket's list iff it has a predecessor there or
+    /// is its head (a node off the wheel has a cleared link and a deadline
+    /// of NEVER or one it was reaped or descheduled with).
+    #[inline]
+    fn bucket_of(&self, nodes: &mut impl TimerNodes, id: SlotId) -> Option<usize> {
+        let deadline = *nodes.deadline(id);
+        if deadline == NEVER {
+            return None;
+        }
+        let (level, slot) = self.position(tick_of(deadline).max(self.elapsed));
+        let bucket = level * SLOTS + slot;
+        let linked = nodes.timer_link(id).prev.is_some() || self.buckets[bucket].head == Some(id);
+        linked.then_some(bucket)
+    }
+
+    /// Whether `id` is in the wheel.
+    #[inline]
+    pub fn is_scheduled(&self, nodes: &mut impl TimerNodes, id: SlotId) -> bool {
+        self.bucket_of(nodes, id).is_some()
+    }
+
     /// Puts `id` in the bucket of `deadline` (a deadline already past goes
     /// into the current bucket, to be reaped by the next `advance`).
     ///
@@ -170,7 +185,7 @@ impl TimerWheel {
     #[inline]
     pub fn schedule(&mut self, nodes: &mut impl TimerNodes, id: SlotId, deadline: Tick) {
         debug_assert_ne!(deadline, NEVER, "NEVER deadlines are not scheduled");
-        debug_assert_eq!(*nodes.bucket(id), UNSCHEDULED, "{id:?} already scheduled");
+        debug_assert!(!self.is_scheduled(nodes, id), "{id:?} already scheduled");
         let (level, slot) = self.position(tick_of(deadline).max(self.elapsed));
         let bucket = level * SLOTS + slot;
         if level == 0 {
@@ -189,7 +204,6 @@ impl TimerWheel {
             }
         }
         *nodes.deadline(id) = deadline;
-        *nodes.bucket(id) = bucket as u16;
         self.buckets[bucket].push_back(&mut TimerLinks(nodes), id);
         self.occupied[level] |= 1 << slot;
         self.len += 1;
@@ -198,13 +212,10 @@ impl TimerWheel {
     /// Takes `id` out of the wheel if it is there. O(1).
     #[inline]
     pub fn deschedule(&mut self, nodes: &mut impl TimerNodes, id: SlotId) {
-        let bucket = *nodes.bucket(id);
-        if bucket == UNSCHEDULED {
+        let Some(bucket) = self.bucket_of(nodes, id) else {
             return;
-        }
-        let bucket = bucket as usize;
+        };
         self.buckets[bucket].unlink(&mut TimerLinks(nodes), id);
-        *nodes.bucket(id) = UNSCHEDULED;
         if self.buckets[bucket].is_empty() {
             self.occupied[bucket / SLOTS] &= !(1 << (bucket % SLOTS));
         }
@@ -259,7 +270,6 @@ impl TimerWheel {
             self.occupied[level] &= !(1 << slot);
             while let Some(id) = cursor {
                 cursor = std::mem::take(nodes.timer_link(id)).next;
-                *nodes.bucket(id) = UNSCHEDULED;
                 self.len -= 1;
                 let deadline = *nodes.deadline(id);
                 if deadline <= now {
@@ -289,7 +299,6 @@ impl TimerWheel {
             let deadline = *nodes.deadline(id);
             if deadline <= now {
                 list.unlink(&mut TimerLinks(nodes), id);
-                *nodes.bucket(id) = UNSCHEDULED;
                 self.len -= 1;
                 due.push(id);
             } else if self.sorted & bit != 0 {
@@ -346,7 +355,7 @@ impl TimerWheel {
                 let mut previous = 0;
                 for &id in &ids {
                     let deadline = *nodes.deadline(id);
-                    assert_eq!(*nodes.bucket(id) as usize, bucket, "bucket field of {id:?}");
+                    assert_eq!(self.bucket_of(nodes, id), Some(bucket), "bucket of {id:?}");
                     assert_ne!(deadline, NEVER, "{id:?} scheduled with NEVER");
                     let expected = self.position(tick_of(deadline).max(self.elapsed));
                     assert_eq!(
@@ -401,7 +410,7 @@ mod tests {
         }
 
         fn schedule(&mut self, i: usize, deadline: Tick) {
-            if self.nodes.0[i].bucket != UNSCHEDULED {
+            if self.wheel.is_scheduled(&mut self.nodes, id(i)) {
                 self.deschedule(i);
             }
             self.wheel.schedule(&mut self.nodes, id(i), deadline);
@@ -410,7 +419,7 @@ mod tests {
 
         fn deschedule(&mut self, i: usize) {
             let node = self.nodes.0[i];
-            if node.bucket != UNSCHEDULED {
+            if self.wheel.is_scheduled(&mut self.nodes, id(i)) {
                 self.model.remove(&(node.deadline, i));
             }
             self.wheel.deschedule(&mut self.nodes, id(i));

@@ -12,9 +12,6 @@ use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyT
 use super::args::type_name;
 use crate::engine::Released;
 
-/// Tag bit: the value had a `close` attribute when it was set.
-pub(crate) const HAS_CLOSE: u8 = 1;
-
 /// Builtin types that have neither `item_size` nor `close` and cannot get
 /// them: skipping the attribute lookups for them keeps common sets fast.
 #[inline]
@@ -30,10 +27,11 @@ fn is_plain_builtin(value: &Bound<'_, PyAny>) -> bool {
         || value.is_exact_instance_of::<PyBool>()
 }
 
-/// The value's size (calling its `item_size()` once, if it has one) and its tag bits.
-pub(crate) fn measure(value: &Bound<'_, PyAny>) -> PyResult<(u64, u8)> {
+/// The value's size (calling its `item_size()` once, if it has one) and
+/// whether it had a `close` attribute when it was set (the entry's tag).
+pub(crate) fn measure(value: &Bound<'_, PyAny>) -> PyResult<(u64, bool)> {
     if is_plain_builtin(value) {
-        return Ok((1, 0));
+        return Ok((1, false));
     }
     let py = value.py();
     let size = match optional_attribute(value, intern!(py, "item_size"))? {
@@ -41,7 +39,7 @@ pub(crate) fn measure(value: &Bound<'_, PyAny>) -> PyResult<(u64, u8)> {
         None => 1,
     };
     let has_close = optional_attribute(value, intern!(py, "close"))?.is_some();
-    Ok((size, if has_close { HAS_CLOSE } else { 0 }))
+    Ok((size, has_close))
 }
 
 /// `getattr(value, name)`, or `None` when it is missing.
@@ -139,7 +137,7 @@ fn close_each(py: Python<'_>, released: Released<Py<PyString>, Py<PyAny>>) {
     for entry in released {
         let key = entry.key.into_bound(py);
         let value = entry.value.into_bound(py);
-        if entry.tag & HAS_CLOSE != 0 {
+        if entry.tag {
             if let Err(error) = value.call_method0(intern!(py, "close")) {
                 error.write_unraisable(py, Some(&value));
             }
