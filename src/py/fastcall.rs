@@ -110,13 +110,25 @@ fn install_entry(
     Ok(())
 }
 
-/// Turns the outcome of a method body into what CPython expects from a
-/// `METH_FASTCALL` function: a new reference, or NULL with an error set.
-fn finish<T>(
-    outcome: std::thread::Result<PyResult<T>>,
+/// Runs a method body for an entry, doing what pyo3's trampoline would:
+/// catches a panic (it becomes `PanicException`) and turns the outcome into
+/// what CPython expects of a `METH_FASTCALL` function, a new reference or
+/// NULL with an error set.
+///
+/// # Safety
+/// `slf` is the `self` CPython passed to an entry that `install` made, and
+/// the calling thread holds the GIL.
+unsafe fn run_body<'py, T>(
+    py: Python<'py>,
+    slf: *mut ffi::PyObject,
+    body: impl FnOnce(&Bound<'py, FlexCachePy>) -> PyResult<T>,
     convert: impl FnOnce(T) -> *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
-    let error = match outcome {
+    // SAFETY: CPython's method descriptor checked that `slf` is an instance
+    // of the class it was made for, FlexCache, which has no subclasses; so
+    // the object is pyo3's `FlexCachePy` cell, alive for the call.
+    let slf = unsafe { Borrowed::from_ptr(py, slf).cast_unchecked::<FlexCachePy>() };
+    let error = match catch_unwind(AssertUnwindSafe(|| body(&slf))) {
         Ok(Ok(value)) => return convert(value),
         Ok(Err(error)) => error,
         Err(payload) => {
@@ -132,6 +144,31 @@ fn finish<T>(
     // parts at once rather than into pyo3's deferred pool.
     Python::attach(|py| error.restore(py));
     std::ptr::null_mut()
+}
+
+/// Hands a call an entry does not take to pyo3's wrapper, unchanged.
+///
+/// # Safety
+/// The arguments are those CPython passed to an entry that `install` made
+/// together with `wrapper`.
+unsafe fn to_wrapper(
+    wrapper: &OnceLock<Fastcall>,
+    slf: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargsf: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    let wrapper = wrapper.get().expect("installed with the entry");
+    // SAFETY: the function CPython would have called before `install`,
+    // with the caller's own arguments.
+    unsafe { wrapper(slf, args, nargsf, kwnames) }
+}
+
+/// A new reference to `True`, `False` or `None`.
+fn new_ref_to(singleton: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    // SAFETY: the singletons are static objects that live as long as the
+    // interpreter; `Py_NewRef` adds the reference CPython will take over.
+    unsafe { ffi::Py_NewRef(singleton) }
 }
 
 /// `FlexCache.get(key)` and `FlexCache.get(key, default)`.
@@ -150,30 +187,22 @@ unsafe extern "C" fn get_entry(
     // SAFETY: CPython passes the vectorcall count here, flags included.
     let nargs = unsafe { ffi::PyVectorcall_NARGS(nargsf as usize) };
     if !kwnames.is_null() || !(1..=2).contains(&nargs) {
-        let wrapper = GET_WRAPPER.get().expect("installed with the entry");
-        // SAFETY: the caller's arguments, passed on unchanged to the
-        // function CPython would have called before `install`.
-        return unsafe { wrapper(slf, args, nargsf, kwnames) };
+        // SAFETY: the function's contract.
+        return unsafe { to_wrapper(&GET_WRAPPER, slf, args, nargsf, kwnames) };
     }
-    // SAFETY: see the function's contract: the GIL is held for the whole
-    // call, and `slf` and the `nargs` arguments stay alive while borrowed.
-    let (slf, key, default) = unsafe {
+    // SAFETY: the function's contract: the GIL is held for the whole call,
+    // and the `nargs` arguments stay alive while borrowed.
+    unsafe {
         let py = Python::assume_attached();
+        let key = Borrowed::from_ptr(py, *args);
         let default = (nargs == 2).then(|| Borrowed::from_ptr(py, *args.add(1)));
-        (
-            Borrowed::from_ptr(py, slf),
-            Borrowed::from_ptr(py, *args),
-            default,
+        run_body(
+            py,
+            slf,
+            |slf| FlexCachePy::get(slf, &key, default.map(|d| d.to_owned())),
+            Bound::into_ptr,
         )
-    };
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: CPython's method descriptor checked that `slf` is an
-        // instance of the class it was made for, FlexCache, which has no
-        // subclasses; so the object is pyo3's `FlexCachePy` cell.
-        let slf = unsafe { slf.cast_unchecked::<FlexCachePy>() };
-        FlexCachePy::get(&slf, &key, default.map(|d| d.to_owned()))
-    }));
-    finish(outcome, Bound::into_ptr)
+    }
 }
 
 /// `FlexCache.set(key, value)`, `FlexCache.set(key, value, ttl)` and
@@ -189,43 +218,34 @@ unsafe extern "C" fn set_entry(
 ) -> *mut ffi::PyObject {
     // SAFETY: CPython passes the vectorcall count here, flags included.
     let nargs = unsafe { ffi::PyVectorcall_NARGS(nargsf as usize) };
-    // SAFETY: as in `get_entry`; `kwnames`, when not NULL, is a live tuple
-    // of str whose values follow the positional arguments in `args`.
+    // SAFETY: as in `get_entry`.
     let py = unsafe { Python::assume_attached() };
     let ttl_given = match (nargs, kwnames.is_null()) {
         (2, true) => false,
         (3, true) => true,
-        // SAFETY: as above.
+        // SAFETY: `kwnames`, when not NULL, is a live tuple of str whose
+        // values follow the positional arguments in `args`.
         (2, false) => unsafe { names_only_ttl(py, kwnames) },
         _ => false,
     };
     let fast = kwnames.is_null() && (2..=3).contains(&nargs) || nargs == 2 && ttl_given;
     if !fast {
-        let wrapper = SET_WRAPPER.get().expect("installed with the entry");
-        // SAFETY: as in `get_entry`.
-        return unsafe { wrapper(slf, args, nargsf, kwnames) };
+        // SAFETY: the function's contract.
+        return unsafe { to_wrapper(&SET_WRAPPER, slf, args, nargsf, kwnames) };
     }
     // SAFETY: as in `get_entry`; with `ttl_given` there are three values
     // in `args`, positional or `ttl=`.
-    let (slf, key, value, ttl) = unsafe {
+    unsafe {
+        let key = Borrowed::from_ptr(py, *args);
+        let value = Borrowed::from_ptr(py, *args.add(1));
         let ttl = ttl_given.then(|| Borrowed::from_ptr(py, *args.add(2)));
-        (
-            Borrowed::from_ptr(py, slf),
-            Borrowed::from_ptr(py, *args),
-            Borrowed::from_ptr(py, *args.add(1)),
-            ttl,
+        run_body(
+            py,
+            slf,
+            |slf| FlexCachePy::set(slf, &key, &value, ttl.as_deref()),
+            |()| new_ref_to(ffi::Py_None()),
         )
-    };
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: as in `get_entry`.
-        let slf = unsafe { slf.cast_unchecked::<FlexCachePy>() };
-        FlexCachePy::set(&slf, &key, &value, ttl.as_deref())
-    }));
-    finish(outcome, |()| {
-        // SAFETY: `None` is a static singleton; `Py_NewRef` hands back the
-        // new reference CPython expects.
-        unsafe { ffi::Py_NewRef(ffi::Py_None()) }
-    })
+    }
 }
 
 /// Whether the keyword names of a call are exactly `("ttl",)`.
@@ -260,31 +280,24 @@ unsafe extern "C" fn delete_entry(
     // SAFETY: CPython passes the vectorcall count here, flags included.
     let nargs = unsafe { ffi::PyVectorcall_NARGS(nargsf as usize) };
     if !kwnames.is_null() || nargs != 1 {
-        let wrapper = DELETE_WRAPPER.get().expect("installed with the entry");
-        // SAFETY: as in `get_entry`.
-        return unsafe { wrapper(slf, args, nargsf, kwnames) };
+        // SAFETY: the function's contract.
+        return unsafe { to_wrapper(&DELETE_WRAPPER, slf, args, nargsf, kwnames) };
     }
     // SAFETY: as in `get_entry`.
-    let (slf, key) = unsafe {
+    unsafe {
         let py = Python::assume_attached();
-        (Borrowed::from_ptr(py, slf), Borrowed::from_ptr(py, *args))
-    };
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: CPython's method descriptor checked that `slf` is an
-        // instance of the class it was made for, FlexCache, which has no
-        // subclasses; so the object is pyo3's `FlexCachePy` cell.
-        let slf = unsafe { slf.cast_unchecked::<FlexCachePy>() };
-        FlexCachePy::delete(&slf, &key)
-    }));
-    finish(outcome, |removed| {
-        // SAFETY: the bool singletons are immortal-or-static objects;
-        // `Py_NewRef` hands back the new reference CPython expects.
-        unsafe {
-            ffi::Py_NewRef(if removed {
-                ffi::Py_True()
-            } else {
-                ffi::Py_False()
-            })
-        }
-    })
+        let key = Borrowed::from_ptr(py, *args);
+        run_body(
+            py,
+            slf,
+            |slf| FlexCachePy::delete(slf, &key),
+            |removed| {
+                new_ref_to(if removed {
+                    ffi::Py_True()
+                } else {
+                    ffi::Py_False()
+                })
+            },
+        )
+    }
 }
