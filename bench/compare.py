@@ -36,9 +36,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from bench import cpu_model  # bench/ is on sys.path when this script runs
+# bench/ is on sys.path when this script runs. The loops are bench.py's, so
+# both scripts time the very same code; VALUE is the value every timed set stores.
+from bench import VALUE, cpu_model, loop_call1, loop_call2
 
-VALUE = "payload"  # the value every timed set stores
 TTL_SECONDS = 300.0
 TTL_DELTA = timedelta(minutes=5)
 SEED = 1234
@@ -395,23 +396,8 @@ def missing_rows(registry: list[Impl], width: int) -> list[list[str]]:
 
 # =========================================================================== loops
 # One function per operation; every implementation runs the same one, with its
-# operation passed in (and so bound to a local name).
-
-
-def loop_get(get: Callable, keys: list[str]) -> None:
-    for k in keys:
-        get(k)
-
-
-def loop_call(op: Callable, keys: list[str]) -> None:  # delete(k), remove(k)
-    for k in keys:
-        op(k)
-
-
-def loop_set(set_: Callable, keys: list[str]) -> None:
-    value = VALUE
-    for k in keys:
-        set_(k, value)
+# operation passed in (and so bound to a local name). get(k), delete(k) and
+# set(k, v) use bench.py's loop_call1 and loop_call2.
 
 
 def loop_set_ttl(set_: Callable, keys: list[str], ttl: object) -> None:
@@ -470,7 +456,7 @@ def do_set(v: Variant, cache: Any, keys: list[str]) -> None:
     if v.set_method is None:
         loop_store(cache, keys)
     elif v.ttl is None:
-        loop_set(getattr(cache, v.set_method), keys)
+        loop_call2(getattr(cache, v.set_method), keys)
     else:
         loop_set_ttl(getattr(cache, v.set_method), keys, v.ttl)
 
@@ -479,7 +465,7 @@ def do_delete(v: Variant, cache: Any, keys: list[str]) -> None:
     if v.delete_method is None:
         loop_del(cache, keys)
     else:
-        loop_call(getattr(cache, v.delete_method), keys)
+        loop_call1(getattr(cache, v.delete_method), keys)
 
 
 def do_mix(v: Variant, cache: Any, keys: list[str]) -> int:
@@ -659,7 +645,7 @@ class Bench:
                 if kept != n:
                     short.append(f"{v.impl} {v.label} at n={fmt_n(n)} kept {kept:,} of {n:,}")
                 get = cache.get
-                samples = self.reps(lambda g=get, ks=lookups: loop_get(g, ks))
+                samples = self.reps(lambda g=get, ks=lookups: loop_call1(g, ks))
                 ns = median_ns_per_op(samples, len(lookups))
                 results.setdefault((role, v.impl, v.label), {})[n] = ns
                 dispose(v, cache)
@@ -698,7 +684,7 @@ class Bench:
         for v in [*variants(self.registry, UNBOUNDED), *variants(self.registry, LRU)]:
             cache = filled(v, n, keys)
             get = cache.get
-            samples = self.reps(lambda g=get: loop_get(g, misses))
+            samples = self.reps(lambda g=get: loop_call1(g, misses))
             rows_ns.append((v, median_ns_per_op(samples, len(misses))))
             dispose(v, cache)
             del cache, get

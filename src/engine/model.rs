@@ -723,23 +723,9 @@ pub fn run_wheel(data: &[u8]) {
             advance = Some(false);
         } else {
             match input.below(8) {
-                0..=2 => {
-                    let index = usize::from(input.byte()) % IDS;
-                    let id = SlotId::from_index(index);
-                    let node = nodes.0[index];
-                    if wheel.is_scheduled(&mut nodes, id) {
-                        assert!(
-                            model.remove(&(node.deadline, index)),
-                            "step {step}: #{index} unknown"
-                        );
-                        wheel.deschedule(&mut nodes, id);
-                    }
-                    // The cache never files a NEVER deadline.
-                    let deadline = decode_deadline(&mut input, now).min(LATEST_NOW);
-                    wheel.schedule(&mut nodes, id, deadline);
-                    model.insert((deadline, index));
-                }
-                3 => {
+                // 0-2 (re)schedule a node, 3 only takes it off; both take it
+                // off first, whether or not it is in the wheel.
+                action @ 0..=3 => {
                     let index = usize::from(input.byte()) % IDS;
                     let id = SlotId::from_index(index);
                     let node = nodes.0[index];
@@ -754,6 +740,12 @@ pub fn run_wheel(data: &[u8]) {
                         !wheel.is_scheduled(&mut nodes, id),
                         "step {step}: #{index} still scheduled"
                     );
+                    if action < 3 {
+                        // The cache never files a NEVER deadline.
+                        let deadline = decode_deadline(&mut input, now).min(LATEST_NOW);
+                        wheel.schedule(&mut nodes, id, deadline);
+                        model.insert((deadline, index));
+                    }
                 }
                 4 => {
                     // Rarer than the rest. `clear` leaves the nodes to the caller.

@@ -225,14 +225,10 @@ unsafe extern "C" fn set_entry(
         (3, true) => true,
         // SAFETY: `kwnames`, when not NULL, is a live tuple of str whose
         // values follow the positional arguments in `args`.
-        (2, false) => unsafe { names_only_ttl(py, kwnames) },
-        _ => false,
-    };
-    let fast = kwnames.is_null() && (2..=3).contains(&nargs) || nargs == 2 && ttl_given;
-    if !fast {
+        (2, false) if unsafe { names_only_ttl(py, kwnames) } => true,
         // SAFETY: the function's contract.
-        return unsafe { to_wrapper(&SET_WRAPPER, slf, args, nargsf, kwnames) };
-    }
+        _ => return unsafe { to_wrapper(&SET_WRAPPER, slf, args, nargsf, kwnames) },
+    };
     // SAFETY: as in `get_entry`; with `ttl_given` there are three values
     // in `args`, positional or `ttl=`.
     unsafe {
