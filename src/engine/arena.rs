@@ -149,6 +149,73 @@ impl<T> Arena<T> {
         matches!(self.slots.get(id.index()), Some(Slot::Occupied(_)))
     }
 
+    /// True when under half the slots are occupied, so that a slot drawn
+    /// at random is more likely vacant than not.
+    #[inline]
+    pub fn is_sparse(&self) -> bool {
+        self.len * 2 < self.slots.len()
+    }
+
+    /// The occupied slot at `index` of `0..capacity_used()`, if it is one.
+    #[inline]
+    pub fn occupied_at(&self, index: usize) -> Option<SlotId> {
+        matches!(self.slots[index], Slot::Occupied(_)).then(|| SlotId::from_index(index))
+    }
+
+    /// Asks the CPU to start loading the slot at `index` into its caches,
+    /// for a read soon after; out of range, or off x86-64, it does nothing.
+    #[inline]
+    #[allow(unsafe_code)]
+    pub fn prefetch(&self, index: usize) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(slot) = self.slots.get(index) {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            let first = std::ptr::from_ref(slot).cast::<i8>();
+            let last = first.wrapping_add(std::mem::size_of::<Slot<T>>() - 1);
+            // SAFETY: `_mm_prefetch` is `unsafe` only for its target
+            // feature, SSE, which every x86-64 CPU has. A prefetch is a
+            // hint: it neither faults nor writes, whatever the address, and
+            // both addresses here lie within one live slot of ours (which may
+            // straddle two cache lines, hence two hints).
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(first);
+                _mm_prefetch::<_MM_HINT_T0>(last);
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = index;
+    }
+
+    /// Moves the values of the slots at and above `len()` into the vacant
+    /// slots below it, so that the occupied slots are exactly `0..len()`,
+    /// and drops the rest. After each move, `moved(self, from, to)` runs so
+    /// the caller can re-point whatever knew the value by `from`; it may
+    /// read and write values, but must not insert or remove (the free list
+    /// is rebuilt only at the end). O(slots).
+    pub fn compact(&mut self, mut moved: impl FnMut(&mut Self, SlotId, SlotId)) {
+        let mut low = 0;
+        let mut high = self.slots.len();
+        loop {
+            while low < high && matches!(self.slots[low], Slot::Occupied(_)) {
+                low += 1;
+            }
+            while high > low && matches!(self.slots[high - 1], Slot::Vacant { .. }) {
+                high -= 1;
+            }
+            if low >= high {
+                break;
+            }
+            // slots[low] is vacant and slots[high - 1] occupied, so they differ.
+            high -= 1;
+            self.slots.swap(low, high);
+            moved(self, SlotId::from_index(high), SlotId::from_index(low));
+            low += 1;
+        }
+        debug_assert_eq!(low, self.len, "the occupied slots are 0..len");
+        self.slots.truncate(self.len);
+        self.free_head = None;
+    }
+
     /// Occupied slots in index order.
     pub fn iter(&self) -> impl Iterator<Item = (SlotId, &T)> {
         self.slots
@@ -223,6 +290,37 @@ mod tests {
         assert_eq!(seen, ["c", "d", "e"]);
         assert!(arena.is_empty());
         arena.validate();
+    }
+
+    #[test]
+    fn compact_moves_the_high_values_into_the_low_holes() {
+        let mut arena = Arena::new();
+        let ids: Vec<SlotId> = (0..8).map(|i| arena.insert(i)).collect();
+        for i in [0, 2, 3, 6] {
+            arena.remove(ids[i]);
+        }
+        assert!(!arena.is_sparse());
+        arena.remove(ids[5]);
+        assert!(arena.is_sparse());
+        let mut moves = Vec::new();
+        arena.compact(|arena, from, to| moves.push((from.index(), to.index(), *arena.get(to))));
+        // 7 goes to the lowest hole, 4 to the next; 1 stays.
+        assert_eq!(moves, [(7, 0, 7), (4, 2, 4)]);
+        assert_eq!(arena.capacity_used(), 3);
+        assert_eq!(arena.iter().map(|(_, &v)| v).collect::<Vec<_>>(), [7, 1, 4]);
+        arena.validate();
+        assert_eq!(
+            arena.insert(9).index(),
+            3,
+            "a compacted arena grows at the end"
+        );
+        arena.validate();
+        let mut empty: Arena<u8> = Arena::new();
+        let only = empty.insert(1);
+        empty.remove(only);
+        empty.compact(|_, _, _| panic!("nothing to move"));
+        assert_eq!(empty.capacity_used(), 0);
+        empty.validate();
     }
 
     #[test]

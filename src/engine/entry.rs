@@ -21,9 +21,7 @@ pub struct Entry<K, V> {
     pub(crate) deadline: Tick,
     /// Links in the entry's wheel bucket.
     pub(crate) timer_link: Link,
-    /// Links in the LRU/FIFO order list; under the random policy, which
-    /// keeps no list, the entry's position in the member vector instead
-    /// (see [`Entry::random_position`]).
+    /// Links in the LRU/FIFO order list; unused under the other policies.
     pub(crate) order: Link,
 }
 
@@ -48,19 +46,6 @@ impl<K, V> Entry<K, V> {
     #[inline]
     pub(crate) fn pack_hash_and_tag(hash: IndexHash, tag: bool) -> u32 {
         hash.short | if tag { TAG_BIT } else { 0 }
-    }
-
-    /// The entry's index in the random policy's member vector, kept in the
-    /// order link's `prev`: one 8-byte field serves whichever policy the
-    /// cache has, and the entry stays at 48 bytes.
-    #[inline]
-    pub(crate) fn random_position(&self) -> usize {
-        self.order.prev.map_or(0, SlotId::index)
-    }
-
-    #[inline]
-    pub(crate) fn set_random_position(&mut self, position: usize) {
-        self.order.prev = Some(SlotId::from_index(position));
     }
 }
 

@@ -86,6 +86,24 @@ impl List {
         self.tail = Some(id);
     }
 
+    /// Re-points the list at `to` for a node that moved there from `from`,
+    /// taking its link along: its neighbours' links, or the head and tail.
+    /// The node must be on this list.
+    pub fn relocate(&mut self, nodes: &mut impl Linked, from: SlotId, to: SlotId) {
+        let Link { prev, next } = *nodes.link(to);
+        match prev {
+            Some(prev) => nodes.link(prev).next = Some(to),
+            None => {
+                debug_assert_eq!(self.head, Some(from), "a node without prev is the head");
+                self.head = Some(to);
+            }
+        }
+        match next {
+            Some(next) => nodes.link(next).prev = Some(to),
+            None => self.tail = Some(to),
+        }
+    }
+
     /// Walks the list front to back, checking links both ways; returns the ids.
     ///
     /// # Panics

@@ -279,8 +279,7 @@ impl<K, V> Cache<K, V> {
             self.reap_expired(now, released);
             while self.over_limits(1, new.size) {
                 let victim = self
-                    .policy
-                    .victim()
+                    .next_victim()
                     .expect("over a limit with no entry to evict");
                 self.release(victim, ReleaseReason::Evicted, released);
             }
@@ -360,8 +359,7 @@ impl<K, V> Cache<K, V> {
         self.reap_expired(now, released);
         while self.over_limits(0, 0) {
             let victim = self
-                .policy
-                .victim()
+                .next_victim()
                 .expect("over a limit with no entry to evict");
             self.release(victim, ReleaseReason::Evicted, released);
         }
@@ -437,6 +435,51 @@ impl<K, V> Cache<K, V> {
         let bytes = self.bytes + u128::from(extra_bytes);
         (self.config.max_items > 0 && items > self.config.max_items)
             || (self.config.max_bytes > 0 && bytes > u128::from(self.config.max_bytes))
+    }
+
+    /// The entry the policy evicts next. A policy that draws arena slots
+    /// gets a compacted arena when under half of it is occupied: a draw then
+    /// hits an entry with probability over 1/2, and since the arena was
+    /// last dense at least half its slots have been emptied, which pays for
+    /// the O(slots) compaction.
+    #[inline]
+    fn next_victim(&mut self) -> Option<SlotId> {
+        if self.policy.samples_slots() && self.entries.is_sparse() {
+            self.compact();
+        }
+        self.policy.victim(&self.entries)
+    }
+
+    /// Compacts the arena and re-points the index, the wheel and the side
+    /// table of large sizes at every entry it moved. Only for a policy that
+    /// keeps no ids of its own.
+    #[cold]
+    fn compact(&mut self) {
+        debug_assert!(
+            self.policy.samples_slots(),
+            "the policy's ids would go stale"
+        );
+        let Cache {
+            entries,
+            index,
+            wheel,
+            large_sizes,
+            ..
+        } = self;
+        entries.compact(|entries, from, to| {
+            let entry = entries.get(to);
+            let hash = IndexHash::of_short(entry.hash()).full;
+            if entry.size == SIZE_ELSEWHERE {
+                let size = large_sizes
+                    .remove(&from)
+                    .expect("a large size is in the side table");
+                large_sizes.insert(to, size);
+            }
+            *index
+                .find_mut(hash, |&id| id == from)
+                .expect("a moved entry is indexed") = to;
+            wheel.relocate(entries, from, to);
+        });
     }
 
     /// Unlinks `id` from every structure and hands its key and value back.

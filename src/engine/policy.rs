@@ -4,8 +4,12 @@
 //! so a new policy (LFU, say) is a new variant here rather than branches
 //! through the cache. LRU and FIFO share one intrusive order list (front =
 //! next victim); they differ only in whether a hit moves the entry to the
-//! back. Random keeps a dense vector of members with swap-remove, and each
-//! entry knows its position, so picking and removing are O(1).
+//! back. Random keeps nothing per entry: it draws arena slots until one is
+//! occupied, which is uniform over the live entries and O(1) expected while
+//! the cache keeps its arena at least half full (see `Cache::next_victim`).
+//! Against a member vector with swap-remove, an eviction saves two cache
+//! misses (the member read and the moved member's position write) and every
+//! insert and remove saves the bookkeeping.
 
 use rand::rngs::SmallRng;
 use rand::Rng;
@@ -46,6 +50,13 @@ impl EvictionPolicy {
     }
 }
 
+/// A slot index drawn uniformly from `0..slots`; `slots == 0` for none.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct SlotDraw {
+    slots: usize,
+    index: usize,
+}
+
 #[derive(Debug)]
 pub(crate) enum Policy {
     Ordered {
@@ -53,8 +64,11 @@ pub(crate) enum Policy {
         refresh_on_hit: bool,
     },
     Random {
-        members: Vec<SlotId>,
         rng: SmallRng,
+        /// The next draw, made one eviction ahead so that its slot can be
+        /// prefetched: evictions come in runs (a full cache evicts on every
+        /// new key), and the victim's slot is otherwise a cache miss.
+        ahead: SlotDraw,
     },
     /// A cache without limits never evicts, so it keeps no order at all:
     /// a hit then touches one entry instead of three.
@@ -76,21 +90,16 @@ impl Policy {
                 refresh_on_hit: false,
             },
             EvictionPolicy::Random => Policy::Random {
-                members: Vec::new(),
                 rng,
+                ahead: SlotDraw::default(),
             },
         }
     }
 
     #[inline]
     pub(crate) fn on_insert<K, V>(&mut self, entries: &mut Arena<Entry<K, V>>, id: SlotId) {
-        match self {
-            Policy::Ordered { order, .. } => order.push_back(&mut OrderLinks(entries), id),
-            Policy::Random { members, .. } => {
-                entries.get_mut(id).set_random_position(members.len());
-                members.push(id);
-            }
-            Policy::Unbounded => {}
+        if let Policy::Ordered { order, .. } = self {
+            order.push_back(&mut OrderLinks(entries), id);
         }
     }
 
@@ -107,31 +116,48 @@ impl Policy {
 
     #[inline]
     pub(crate) fn on_remove<K, V>(&mut self, entries: &mut Arena<Entry<K, V>>, id: SlotId) {
-        match self {
-            Policy::Ordered { order, .. } => order.unlink(&mut OrderLinks(entries), id),
-            Policy::Random { members, .. } => {
-                let position = entries.get(id).random_position();
-                debug_assert_eq!(members[position], id);
-                members.swap_remove(position);
-                if let Some(&moved) = members.get(position) {
-                    entries.get_mut(moved).set_random_position(position);
-                }
-            }
-            Policy::Unbounded => {}
+        if let Policy::Ordered { order, .. } = self {
+            order.unlink(&mut OrderLinks(entries), id);
         }
+    }
+
+    /// True for a policy that draws its victims from the arena's slots and
+    /// so needs the arena kept dense. Such a policy keeps no ids, so the
+    /// arena may move its entries.
+    #[inline]
+    pub(crate) fn samples_slots(&self) -> bool {
+        matches!(self, Policy::Random { .. })
     }
 
     /// The entry to evict next, or `None` when there are none.
     #[inline]
-    pub(crate) fn victim(&mut self) -> Option<SlotId> {
+    pub(crate) fn victim<K, V>(&mut self, entries: &Arena<Entry<K, V>>) -> Option<SlotId> {
         match self {
             Policy::Ordered { order, .. } => order.head,
-            Policy::Random { members, rng } => {
-                if members.is_empty() {
-                    None
-                } else {
-                    Some(members[rng.random_range(0..members.len())])
+            Policy::Random { rng, ahead } => {
+                if entries.is_empty() {
+                    return None;
                 }
+                // Rejection sampling: each draw is uniform over the slots,
+                // so the first occupied one is uniform over the entries.
+                // The draw made ahead is one of these: it was uniform over
+                // the slots there were then, and nothing since depended on
+                // it, so it stands while their number has not changed.
+                let slots = entries.capacity_used();
+                let mut index = match *ahead {
+                    SlotDraw { slots: then, index } if then == slots => index,
+                    _ => rng.random_range(0..slots),
+                };
+                let victim = loop {
+                    if let Some(id) = entries.occupied_at(index) {
+                        break id;
+                    }
+                    index = rng.random_range(0..slots);
+                };
+                let index = rng.random_range(0..slots);
+                *ahead = SlotDraw { slots, index };
+                entries.prefetch(index);
+                Some(victim)
             }
             Policy::Unbounded => None,
         }
@@ -140,12 +166,11 @@ impl Policy {
     pub(crate) fn clear(&mut self) {
         match self {
             Policy::Ordered { order, .. } => *order = List::default(),
-            Policy::Random { members, .. } => members.clear(),
-            Policy::Unbounded => {}
+            Policy::Random { .. } | Policy::Unbounded => {}
         }
     }
 
-    /// The members in eviction order (for `Random`, in member order), or
+    /// The members in eviction order (for `Random`, in slot order), or
     /// `None` for `Unbounded`, which tracks none.
     ///
     /// # Panics
@@ -156,16 +181,7 @@ impl Policy {
                 let limit = entries.len() + 1;
                 Some(order.collect(&mut OrderLinks(entries), limit))
             }
-            Policy::Random { members, .. } => {
-                for (position, &id) in members.iter().enumerate() {
-                    assert_eq!(
-                        entries.get(id).random_position(),
-                        position,
-                        "position of {id:?}"
-                    );
-                }
-                Some(members.clone())
-            }
+            Policy::Random { .. } => Some(entries.iter().map(|(id, _)| id).collect()),
             Policy::Unbounded => None,
         }
     }

@@ -166,6 +166,74 @@ fn random_never_evicts_the_new_entry_and_covers_all_members() {
     }
 }
 
+/// Under `max_bytes`, entries can leave without new ones taking their
+/// slots, so the arena random eviction draws from goes sparse; the next
+/// eviction compacts it. Every moved entry must still be found, expire on
+/// time and keep its size, and the victim must stay uniform.
+#[test]
+fn random_eviction_compacts_a_sparse_arena_and_stays_uniform() {
+    const LARGE: u64 = 1 << 33;
+    const KEYS: [&str; 16] = [
+        "k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8", "k9", "k10", "k11", "k12", "k13",
+        "k14", "k15",
+    ];
+    let kept = ["k3", "k7", "k11", "k15"];
+    let mut evicted = std::collections::HashMap::new();
+    for seed in 0..200 {
+        let mut d = Driver::new(EvictionPolicy::Random, 0, 10 * LARGE);
+        d.cache = Cache::with_seed(*d.cache.config(), 0, seed);
+        for (i, key) in KEYS.into_iter().enumerate() {
+            let size = if i % 4 == 3 { LARGE } else { 1 };
+            // Odd keys share one wheel bucket, so moved nodes have neighbours.
+            let ttl = (i % 2 == 1).then_some(10 * SECOND + i as Tick);
+            d.set(key, i as u32, size, ttl).unwrap();
+        }
+        for key in KEYS.into_iter().filter(|key| !kept.contains(key)) {
+            assert!(d.delete(key));
+        }
+        d.take_released();
+        assert_eq!(d.cache.entries.capacity_used(), 16);
+        d.set("big", 99, 7 * LARGE, None).unwrap();
+        assert_eq!(
+            d.cache.entries.capacity_used(),
+            4,
+            "compacted; the new entry took the victim's slot"
+        );
+        let released = d.take_released();
+        assert_eq!(released.len(), 1);
+        let victim = released[0].0;
+        assert!(kept.contains(&victim), "{victim} was not a member");
+        *evicted.entry(victim).or_insert(0) += 1;
+        assert_eq!(d.cache.bytes(), u128::from(10 * LARGE));
+        for key in kept.into_iter().filter(|&key| key != victim) {
+            let value = KEYS.iter().position(|&k| k == key).unwrap() as u32;
+            assert_eq!(d.get(key), Some(value), "{key} after compaction");
+        }
+        // The kept keys' deadlines are 10 s + 3, 7, 11 and 15 ns.
+        for (now, due) in [(7, ["k3", "k7"]), (15, ["k11", "k15"])] {
+            d.now = 10 * SECOND + now;
+            d.scan();
+            let mut expired = d.take_released();
+            expired.sort_unstable_by_key(|&(key, _)| key);
+            let expected: Vec<_> = due
+                .into_iter()
+                .filter(|&key| key != victim)
+                .map(|key| (key, ReleaseReason::Expired))
+                .collect();
+            assert_eq!(expired, expected, "at 10 s + {now} ns");
+        }
+        assert_eq!(d.cache.len(), 1);
+        assert_eq!(d.get("big"), Some(99));
+    }
+    for key in kept {
+        let count = evicted.get(key).copied().unwrap_or(0);
+        assert!(
+            (25..=80).contains(&count),
+            "{key} evicted {count} times of 200"
+        );
+    }
+}
+
 #[test]
 fn max_bytes_evicts_until_the_new_entry_fits() {
     let mut d = Driver::new(EvictionPolicy::Lru, 0, 10);

@@ -161,13 +161,26 @@ impl TimerWheel {
     /// of NEVER or one it was reaped or descheduled with).
     #[inline]
     fn bucket_of(&self, nodes: &mut impl TimerNodes, id: SlotId) -> Option<usize> {
+        self.bucket_holding(nodes, id, id)
+    }
+
+    /// [`TimerWheel::bucket_of`] for a node now at `id` that the bucket's
+    /// head may still know by `head_id`.
+    #[inline]
+    fn bucket_holding(
+        &self,
+        nodes: &mut impl TimerNodes,
+        id: SlotId,
+        head_id: SlotId,
+    ) -> Option<usize> {
         let deadline = *nodes.deadline(id);
         if deadline == NEVER {
             return None;
         }
         let (level, slot) = self.position(tick_of(deadline).max(self.elapsed));
         let bucket = level * SLOTS + slot;
-        let linked = nodes.timer_link(id).prev.is_some() || self.buckets[bucket].head == Some(id);
+        let linked =
+            nodes.timer_link(id).prev.is_some() || self.buckets[bucket].head == Some(head_id);
         linked.then_some(bucket)
     }
 
@@ -220,6 +233,15 @@ impl TimerWheel {
             self.occupied[bucket / SLOTS] &= !(1 << (bucket % SLOTS));
         }
         self.len -= 1;
+    }
+
+    /// Follows a node that moved from slot `from` to slot `to`, taking its
+    /// deadline and link along (arena compaction). A node off the wheel
+    /// needs nothing.
+    pub fn relocate(&mut self, nodes: &mut impl TimerNodes, from: SlotId, to: SlotId) {
+        if let Some(bucket) = self.bucket_holding(nodes, to, from) {
+            self.buckets[bucket].relocate(&mut TimerLinks(nodes), from, to);
+        }
     }
 
     /// The lowest non-empty level and its first occupied slot.
