@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
 use super::args::type_name;
-use crate::engine::Released;
+use crate::engine::{Released, ReleasedEntry};
 
 /// Builtin types that have neither `item_size` nor `close` and cannot get
 /// them: skipping the attribute lookups for them keeps common sets fast.
@@ -117,31 +117,49 @@ fn size_from(result: &Bound<'_, PyAny>) -> PyResult<u64> {
 }
 
 /// Closes each released value that has `close()`, then drops every key and
-/// value. Call only with no borrow of the cache held.
-#[inline]
-pub(crate) fn close_released(py: Python<'_>, released: Released<Py<PyString>, Py<PyAny>>) {
-    if released.is_empty() && !released.spilled() {
-        // The usual case. An empty inline SmallVec owns nothing, and
-        // forgetting it skips its out-of-line destructor on every call.
-        std::mem::forget(released);
-        return;
+/// value, in release order. Call only with no borrow of the cache held.
+///
+/// Most operations release nothing, which costs a test here; the rest is
+/// out of line and drains in place: moving the `SmallVec` into a consumer
+/// cost a `delete` more (~40 instructions) than releasing its one entry.
+#[inline(always)]
+pub(crate) fn close_released(py: Python<'_>, mut released: Released<Py<PyString>, Py<PyAny>>) {
+    if !released.is_empty() || released.spilled() {
+        close_each(py, &mut released);
     }
-    close_each(py, released);
+    // Empty and inline now, so it owns nothing: forgetting it skips the
+    // out-of-line destructor.
+    std::mem::forget(released);
+}
+
+#[inline(never)]
+fn close_each(py: Python<'_>, released: &mut Released<Py<PyString>, Py<PyAny>>) {
+    for entry in released.drain(..) {
+        close_one(py, entry);
+    }
+    if released.spilled() {
+        *released = Released::new();
+    }
 }
 
 /// Keys and values are dropped as `Bound`, which releases them at once:
 /// dropping a `Py` defers the release to pyo3's pool when pyo3 has not
 /// counted the thread as attached, as in the `fastcall` entries.
+#[inline]
+fn close_one(py: Python<'_>, entry: ReleasedEntry<Py<PyString>, Py<PyAny>>) {
+    let key = entry.key.into_bound(py);
+    let value = entry.value.into_bound(py);
+    if entry.tag {
+        call_close(&value);
+    }
+    drop((key, value));
+}
+
+/// `value.close()`; an error goes to `sys.unraisablehook`.
+#[cold]
 #[inline(never)]
-fn close_each(py: Python<'_>, released: Released<Py<PyString>, Py<PyAny>>) {
-    for entry in released {
-        let key = entry.key.into_bound(py);
-        let value = entry.value.into_bound(py);
-        if entry.tag {
-            if let Err(error) = value.call_method0(intern!(py, "close")) {
-                error.write_unraisable(py, Some(&value));
-            }
-        }
-        drop((key, value));
+fn call_close(value: &Bound<'_, PyAny>) {
+    if let Err(error) = value.call_method0(intern!(value.py(), "close")) {
+        error.write_unraisable(value.py(), Some(value));
     }
 }
