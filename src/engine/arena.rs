@@ -7,6 +7,8 @@
 
 use std::num::NonZeroU32;
 
+use super::prefetch::prefetch;
+
 /// The index of an entry in the arena, stored as index + 1 so that
 /// `Option<SlotId>` is four bytes.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -163,27 +165,15 @@ impl<T> Arena<T> {
     }
 
     /// Asks the CPU to start loading the slot at `index` into its caches,
-    /// for a read soon after; out of range, or off x86-64, it does nothing.
+    /// for a read soon after; out of range, it does nothing.
     #[inline]
-    #[allow(unsafe_code)]
     pub fn prefetch(&self, index: usize) {
-        #[cfg(target_arch = "x86_64")]
         if let Some(slot) = self.slots.get(index) {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            let first = std::ptr::from_ref(slot).cast::<i8>();
-            let last = first.wrapping_add(std::mem::size_of::<Slot<T>>() - 1);
-            // SAFETY: `_mm_prefetch` is `unsafe` only for its target
-            // feature, SSE, which every x86-64 CPU has. A prefetch is a
-            // hint: it neither faults nor writes, whatever the address, and
-            // both addresses here lie within one live slot of ours (which may
-            // straddle two cache lines, hence two hints).
-            unsafe {
-                _mm_prefetch::<_MM_HINT_T0>(first);
-                _mm_prefetch::<_MM_HINT_T0>(last);
-            }
+            prefetch(
+                std::ptr::from_ref(slot).cast(),
+                std::mem::size_of::<Slot<T>>(),
+            );
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = index;
     }
 
     /// Moves the values of the slots at and above `len()` into the vacant

@@ -16,6 +16,7 @@ mod entry;
 pub mod list;
 pub mod model;
 pub mod policy;
+pub mod prefetch;
 pub mod time;
 pub mod wheel;
 
@@ -448,6 +449,17 @@ impl<K, V> Cache<K, V> {
             self.compact();
         }
         self.policy.victim(&self.entries)
+    }
+
+    /// The key and value the next eviction would release, when the policy
+    /// knows it without drawing, so that a caller who will drop them can
+    /// prefetch them now (see [`prefetch`]). Changes nothing.
+    #[inline]
+    pub fn upcoming_victim(&self) -> Option<(&K, &V)> {
+        let entry = self
+            .entries
+            .get(self.policy.upcoming_victim(&self.entries)?);
+        Some((&entry.key, &entry.value))
     }
 
     /// Compacts the arena and re-points the index, the wheel and the side

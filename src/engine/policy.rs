@@ -57,6 +57,22 @@ pub(crate) struct SlotDraw {
     index: usize,
 }
 
+impl SlotDraw {
+    fn new(rng: &mut SmallRng, slots: usize) -> Self {
+        SlotDraw {
+            slots,
+            index: rng.random_range(0..slots),
+        }
+    }
+
+    /// The index, if the draw was over `slots` slots. A draw made earlier
+    /// is as good as a fresh one while the number of slots is the same: it
+    /// was uniform over them, and nothing since depended on it.
+    fn index_among(self, slots: usize) -> Option<usize> {
+        (self.slots == slots && slots != 0).then_some(self.index)
+    }
+}
+
 #[derive(Debug)]
 pub(crate) enum Policy {
     Ordered {
@@ -65,10 +81,12 @@ pub(crate) enum Policy {
     },
     Random {
         rng: SmallRng,
-        /// The next draw, made one eviction ahead so that its slot can be
-        /// prefetched: evictions come in runs (a full cache evicts on every
-        /// new key), and the victim's slot is otherwise a cache miss.
-        ahead: SlotDraw,
+        /// The next two draws, made ahead (see `super::prefetch`): an
+        /// eviction prefetches the slot of `after`, so that by the next
+        /// eviction, when it has become `next`, the caller can read its key
+        /// and value without a miss and prefetch those in turn.
+        next: SlotDraw,
+        after: SlotDraw,
     },
     /// A cache without limits never evicts, so it keeps no order at all:
     /// a hit then touches one entry instead of three.
@@ -91,7 +109,8 @@ impl Policy {
             },
             EvictionPolicy::Random => Policy::Random {
                 rng,
-                ahead: SlotDraw::default(),
+                next: SlotDraw::default(),
+                after: SlotDraw::default(),
             },
         }
     }
@@ -134,30 +153,43 @@ impl Policy {
     pub(crate) fn victim<K, V>(&mut self, entries: &Arena<Entry<K, V>>) -> Option<SlotId> {
         match self {
             Policy::Ordered { order, .. } => order.head,
-            Policy::Random { rng, ahead } => {
+            Policy::Random { rng, next, after } => {
                 if entries.is_empty() {
                     return None;
                 }
                 // Rejection sampling: each draw is uniform over the slots,
                 // so the first occupied one is uniform over the entries.
-                // The draw made ahead is one of these: it was uniform over
-                // the slots there were then, and nothing since depended on
-                // it, so it stands while their number has not changed.
                 let slots = entries.capacity_used();
-                let mut index = match *ahead {
-                    SlotDraw { slots: then, index } if then == slots => index,
-                    _ => rng.random_range(0..slots),
-                };
+                let mut index = next
+                    .index_among(slots)
+                    .unwrap_or_else(|| rng.random_range(0..slots));
                 let victim = loop {
                     if let Some(id) = entries.occupied_at(index) {
                         break id;
                     }
                     index = rng.random_range(0..slots);
                 };
-                let index = rng.random_range(0..slots);
-                *ahead = SlotDraw { slots, index };
-                entries.prefetch(index);
+                *next = match after.index_among(slots) {
+                    Some(_) => *after,
+                    None => SlotDraw::new(rng, slots),
+                };
+                *after = SlotDraw::new(rng, slots);
+                entries.prefetch(after.index);
                 Some(victim)
+            }
+            Policy::Unbounded => None,
+        }
+    }
+
+    /// The entry the next eviction would take, if it is known without
+    /// drawing: the head of the order, or the random draw made ahead if it
+    /// names an entry. Changes nothing.
+    #[inline]
+    pub(crate) fn upcoming_victim<K, V>(&self, entries: &Arena<Entry<K, V>>) -> Option<SlotId> {
+        match self {
+            Policy::Ordered { order, .. } => order.head,
+            Policy::Random { next, .. } => {
+                entries.occupied_at(next.index_among(entries.capacity_used())?)
             }
             Policy::Unbounded => None,
         }

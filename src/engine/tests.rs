@@ -234,6 +234,34 @@ fn random_eviction_compacts_a_sparse_arena_and_stays_uniform() {
     }
 }
 
+/// `upcoming_victim` names what the next eviction takes, so the binding's
+/// prefetch is of the right objects; for `random` it is known after the
+/// first eviction, from the draw made ahead.
+#[test]
+fn upcoming_victim_is_the_next_one_evicted() {
+    const KEYS: [&str; 24] = [
+        "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "p", "q", "r",
+        "s", "t", "u", "v", "w", "x",
+    ];
+    for policy in EvictionPolicy::ALL {
+        let mut d = Driver::new(policy, 8, 0);
+        for (i, key) in KEYS.into_iter().enumerate() {
+            let upcoming = d.cache.upcoming_victim().map(|(key, _)| *key);
+            d.set(key, i as u32, 1, None).unwrap();
+            let evicted: Vec<_> = d.take_released().into_iter().map(|(key, _)| key).collect();
+            match (i, policy) {
+                (0, _) | (1..8, EvictionPolicy::Random) => assert_eq!(upcoming, None),
+                (1..8, _) => assert_eq!(upcoming, Some(KEYS[0])),
+                (8, EvictionPolicy::Random) => assert_eq!(evicted.len(), 1),
+                _ => assert_eq!(evicted, [upcoming.unwrap()], "{policy:?} at {key}"),
+            }
+        }
+    }
+    let mut unbounded = Driver::new(EvictionPolicy::Lru, 0, 0);
+    unbounded.set("a", 0, 1, None).unwrap();
+    assert!(unbounded.cache.upcoming_victim().is_none());
+}
+
 #[test]
 fn max_bytes_evicts_until_the_new_entry_fits() {
     let mut d = Driver::new(EvictionPolicy::Lru, 0, 10);

@@ -25,6 +25,7 @@ use self::args::{Arg, Ttl};
 use self::callbacks::close_released;
 use self::key::Key;
 use crate::clock::{Clock, ManualClock};
+use crate::engine::prefetch::prefetch;
 use crate::engine::time::Tick;
 use crate::engine::{Cache, Config, InsertError, NewEntry, Released};
 
@@ -179,8 +180,15 @@ impl FlexCachePy {
                 deadline,
                 tag,
             };
-            this.inner
-                .insert(new, |stored| parsed_key.matches(stored), now, &mut released)
+            let result =
+                this.inner
+                    .insert(new, |stored| parsed_key.matches(stored), now, &mut released);
+            if !released.is_empty() {
+                // Likely an eviction, and in a run of them: start loading
+                // what the next one will release.
+                prefetch_upcoming_victim(&this.inner);
+            }
+            result
         };
         close_released(py, released);
         let refused = match result {
@@ -331,6 +339,18 @@ impl FlexCachePy {
         let mut released = Released::new();
         self.inner.clear(&mut released);
         drop(released);
+    }
+}
+
+/// Starts loading the key and value objects the next eviction will drop
+/// (see `engine::prefetch`): at that point the entry is in cache, but the
+/// two objects, whose reference counts the drop writes, usually are not.
+#[inline]
+fn prefetch_upcoming_victim(engine: &Engine) {
+    if let Some((key, value)) = engine.upcoming_victim() {
+        let header = std::mem::size_of::<pyo3::ffi::PyObject>();
+        prefetch(key.as_ptr().cast_const().cast(), header);
+        prefetch(value.as_ptr().cast_const().cast(), header);
     }
 }
 
