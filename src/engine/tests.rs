@@ -433,3 +433,64 @@ fn entry_is_one_cache_line() {
     assert_eq!(std::mem::size_of::<Entry<Box<u8>, Box<u8>>>(), 48);
     assert_eq!(arena::slot_size::<Entry<Box<u8>, Box<u8>>>(), 48);
 }
+
+/// The prefetch in `Cache::find` guesses where hashbrown keeps a probe's
+/// first control group and slots. A wrong guess is only slow, so check the
+/// guess here, where a hashbrown upgrade that moved things would show.
+#[test]
+fn index_layout_predicts_where_hashbrown_keeps_the_slots() {
+    let mut cache: Cache<u64, ()> = Cache::with_seed(Config::default(), 0, 1);
+    let mut released = Released::new();
+    let count = 60_000u64;
+    for key in 0..count {
+        let hash = key.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (key >> 7);
+        let new = NewEntry {
+            hash,
+            key,
+            value: (),
+            size: 1,
+            deadline: NEVER,
+            tag: false,
+        };
+        cache.insert(new, |&k| k == key, 0, &mut released).unwrap();
+    }
+    let layout = cache.index_layout;
+    assert!(cache.index.num_buckets() >= IndexLayout::PREFETCH_FROM_BUCKETS);
+    assert_eq!(layout.bucket_mask, cache.index.num_buckets() - 1);
+    let slot = std::mem::size_of::<SlotId>();
+    let mut in_first_group = 0;
+    for (id, entry) in cache.entries.iter() {
+        let hash = IndexHash::of_short(entry.hash());
+        let bucket = cache
+            .index
+            .find_bucket_index(hash.full, |&other| other == id)
+            .expect("indexed");
+        let address = std::ptr::from_ref(cache.index.get_bucket(bucket).unwrap()).addr();
+        assert_eq!(address, layout.ctrl - (bucket + 1) * slot, "slot address");
+        let probe = layout.first_probe(hash).unwrap();
+        if (probe.slots..probe.slots + GROUP * slot).contains(&address) {
+            in_first_group += 1;
+            let ctrl_address = layout.ctrl + bucket;
+            assert!((probe.ctrl..probe.ctrl + GROUP).contains(&ctrl_address));
+        }
+    }
+    // Most entries sit in the first group their probe reads.
+    assert!(
+        in_first_group * 10 >= count as usize * 9,
+        "{in_first_group} of {count} in their first group"
+    );
+    let mut small: Cache<u64, ()> = Cache::with_seed(Config::default(), 0, 1);
+    let new = NewEntry {
+        hash: 1,
+        key: 1,
+        value: (),
+        size: 1,
+        deadline: NEVER,
+        tag: false,
+    };
+    small.insert(new, |&k| k == 1, 0, &mut released).unwrap();
+    assert_eq!(
+        small.index_layout.ctrl, 0,
+        "a small index is not prefetched"
+    );
+}
