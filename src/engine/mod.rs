@@ -161,6 +161,18 @@ impl IndexLayout {
     /// CPU's caches, where the prefetch would only add its ~8 instructions.
     const PREFETCH_FROM_BUCKETS: usize = 1 << 16;
 
+    /// The layout, from where the slot of bucket `bucket_index` is, in a
+    /// table of `buckets` buckets; or "do not prefetch" for a small table.
+    fn learn(bucket_index: usize, slot: *const SlotId, buckets: usize) -> Self {
+        if buckets < Self::PREFETCH_FROM_BUCKETS {
+            return IndexLayout::default();
+        }
+        IndexLayout {
+            ctrl: slot.addr() + (bucket_index + 1) * std::mem::size_of::<SlotId>(),
+            bucket_mask: buckets - 1,
+        }
+    }
+
     /// hashbrown probes from bucket `hash & bucket_mask` (its `h1` is the
     /// hash itself), and the slot of bucket `i` is the `i + 1`-th below
     /// the control bytes.
@@ -381,17 +393,8 @@ impl<K, V> Cache<K, V> {
         let inserted = self.index.insert_unique(hash.full, id, |&id| {
             IndexHash::of_short(entries.get(id).hash()).full
         });
-        let (bucket_index, slot) = (inserted.bucket_index(), inserted.get());
-        let slot_address = std::ptr::from_ref(slot).addr();
-        let buckets = self.index.num_buckets();
-        self.index_layout = if buckets >= IndexLayout::PREFETCH_FROM_BUCKETS {
-            IndexLayout {
-                ctrl: slot_address + (bucket_index + 1) * std::mem::size_of::<SlotId>(),
-                bucket_mask: buckets - 1,
-            }
-        } else {
-            IndexLayout::default()
-        };
+        let (bucket_index, slot) = (inserted.bucket_index(), std::ptr::from_ref(inserted.get()));
+        self.index_layout = IndexLayout::learn(bucket_index, slot, self.index.num_buckets());
         self.policy.on_insert(&mut self.entries, id);
         if deadline != NEVER {
             self.wheel.schedule(&mut self.entries, id, deadline);
