@@ -403,15 +403,19 @@ impl<K, V> Cache<K, V> {
         Ok(())
     }
 
-    /// Removes the key's entry into `released`. True when it was live; an
-    /// expired entry is reaped all the same and gives false.
+    /// Removes the key's entry and hands it back: reason `Deleted` when it
+    /// was live, `Expired` when it had expired (it is reaped all the same).
+    /// What the automatic scan reaped first goes to `released`. The entry
+    /// comes back apart from `released` because a delete releases exactly
+    /// one, and a push into the buffer and a drain out of it cost more than
+    /// the rest of the release.
     pub fn remove(
         &mut self,
         hash: u64,
         mut eq: impl FnMut(&K) -> bool,
         now: Tick,
         released: &mut Released<K, V>,
-    ) -> bool {
+    ) -> Option<ReleasedEntry<K, V>> {
         let now = self.observe(now);
         self.auto_scan(now, released);
         // One probe finds and unindexes the entry (a delete is mostly
@@ -419,21 +423,20 @@ impl<K, V> Cache<K, V> {
         let hash = IndexHash::of_key(hash);
         self.prefetch_probe(hash);
         let entries = &self.entries;
-        let Ok(found) = self.index.find_entry(hash.full, |&id| {
-            let entry = entries.get(id);
-            entry.hash() == hash.short && eq(&entry.key)
-        }) else {
-            return false;
-        };
+        let found = self
+            .index
+            .find_entry(hash.full, |&id| {
+                let entry = entries.get(id);
+                entry.hash() == hash.short && eq(&entry.key)
+            })
+            .ok()?;
         let (id, _) = found.remove();
-        let live = self.entries.get(id).deadline > now;
-        let reason = if live {
+        let reason = if self.entries.get(id).deadline > now {
             ReleaseReason::Deleted
         } else {
             ReleaseReason::Expired
         };
-        self.release_unindexed(id, reason, released);
-        live
+        Some(self.take_unindexed(id, reason))
     }
 
     /// Reaps every expired entry, then enforces the limits.
@@ -597,6 +600,14 @@ impl<K, V> Cache<K, V> {
         reason: ReleaseReason,
         released: &mut Released<K, V>,
     ) {
+        let entry = self.take_unindexed(id, reason);
+        released.push(entry);
+    }
+
+    /// Unlinks `id`, already out of the index, from everything else, and
+    /// hands its key and value back.
+    #[inline]
+    fn take_unindexed(&mut self, id: SlotId, reason: ReleaseReason) -> ReleasedEntry<K, V> {
         self.wheel.deschedule(&mut self.entries, id);
         self.policy.on_remove(&mut self.entries, id);
         let entry = self.entries.remove(id);
@@ -609,12 +620,12 @@ impl<K, V> Cache<K, V> {
         };
         self.bytes -= u128::from(size);
         let tag = entry.tag();
-        released.push(ReleasedEntry {
+        ReleasedEntry {
             key: entry.key,
             value: entry.value,
             tag,
             reason,
-        });
+        }
     }
 
     /// Keys in eviction order (LRU/FIFO: next victim first; random: member

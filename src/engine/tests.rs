@@ -84,9 +84,13 @@ impl Driver {
         let removed = self
             .cache
             .remove(hash_of(key), |k| *k == key, self.now, &mut released);
+        let live = removed
+            .as_ref()
+            .is_some_and(|entry| entry.reason == ReleaseReason::Deleted);
+        released.extend(removed);
         self.collect(released);
         self.cache.validate();
-        removed
+        live
     }
 
     fn scan(&mut self) {
