@@ -285,16 +285,20 @@ impl<K, V> Cache<K, V> {
         }
     }
 
+    /// The index hash of a caller's key hash, its first probe already
+    /// being loaded (see [`Cache::prefetch_probe`]).
     #[inline]
-    fn find(&self, hash: u64, mut eq: impl FnMut(&K) -> bool) -> Option<SlotId> {
+    fn start_probe(&self, hash: u64) -> IndexHash {
         let hash = IndexHash::of_key(hash);
         self.prefetch_probe(hash);
-        let entries = &self.entries;
+        hash
+    }
+
+    #[inline]
+    fn find(&self, hash: u64, eq: impl FnMut(&K) -> bool) -> Option<SlotId> {
+        let hash = self.start_probe(hash);
         self.index
-            .find(hash.full, |&id| {
-                let entry = entries.get(id);
-                entry.hash() == hash.short && eq(&entry.key)
-            })
+            .find(hash.full, holds_key(&self.entries, hash, eq))
             .copied()
     }
 
@@ -412,7 +416,7 @@ impl<K, V> Cache<K, V> {
     pub fn remove(
         &mut self,
         hash: u64,
-        mut eq: impl FnMut(&K) -> bool,
+        eq: impl FnMut(&K) -> bool,
         now: Tick,
         released: &mut Released<K, V>,
     ) -> Option<ReleasedEntry<K, V>> {
@@ -420,15 +424,10 @@ impl<K, V> Cache<K, V> {
         self.auto_scan(now, released);
         // One probe finds and unindexes the entry (a delete is mostly
         // memory misses, and a second probe by slot id would double them).
-        let hash = IndexHash::of_key(hash);
-        self.prefetch_probe(hash);
-        let entries = &self.entries;
+        let hash = self.start_probe(hash);
         let found = self
             .index
-            .find_entry(hash.full, |&id| {
-                let entry = entries.get(id);
-                entry.hash() == hash.short && eq(&entry.key)
-            })
+            .find_entry(hash.full, holds_key(&self.entries, hash, eq))
             .ok()?;
         let (id, _) = found.remove();
         let reason = if self.entries.get(id).deadline > now {
@@ -692,6 +691,20 @@ impl<K, V> Cache<K, V> {
                 "bytes over max_bytes"
             );
         }
+    }
+}
+
+/// The test an index slot passes when it holds the entry of the key that
+/// `eq` matches and whose index hash is `hash`.
+#[inline]
+fn holds_key<'a, K, V>(
+    entries: &'a Arena<Entry<K, V>>,
+    hash: IndexHash,
+    mut eq: impl FnMut(&K) -> bool + 'a,
+) -> impl FnMut(&SlotId) -> bool + 'a {
+    move |&id| {
+        let entry = entries.get(id);
+        entry.hash() == hash.short && eq(&entry.key)
     }
 }
 

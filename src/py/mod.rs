@@ -197,7 +197,7 @@ impl FlexCachePy {
         };
         let too_large = matches!(refused, InsertError::TooLarge { .. });
         let (new_key, new_value) = refused.into_entry();
-        // Dropped as `Bound`, at once (see `callbacks::close_each`).
+        // Dropped as `Bound`, at once (see `callbacks::close_one`).
         drop((new_key.into_bound(py), new_value.into_bound(py)));
         if !too_large {
             return Err(PyKeyError::new_err(key.clone().unbind()));
