@@ -63,7 +63,7 @@ fn set(cache: &mut Engine, key: u64, deadline: Tick, now: Tick, released: &mut R
         value: key,
         size: 1,
         deadline,
-        tag: false,
+        needs_close: false,
     };
     let stored = cache.insert(new, |k| *k == key, now, released);
     debug_assert!(stored.is_ok());

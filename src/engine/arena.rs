@@ -12,7 +12,7 @@ use super::prefetch::prefetch;
 /// The index of an entry in the arena, stored as index + 1 so that
 /// `Option<SlotId>` is four bytes.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SlotId(NonZeroU32);
+pub(crate) struct SlotId(NonZeroU32);
 
 impl SlotId {
     /// # Panics
@@ -42,13 +42,14 @@ enum Slot<T> {
 }
 
 /// The size of one arena slot holding a `T` (for layout tests).
-pub fn slot_size<T>() -> usize {
+#[cfg(test)]
+pub(crate) fn slot_size<T>() -> usize {
     std::mem::size_of::<Slot<T>>()
 }
 
 /// A `Vec` of slots plus a free list.
 #[derive(Debug)]
-pub struct Arena<T> {
+pub(crate) struct Arena<T> {
     slots: Vec<Slot<T>>,
     free_head: Option<SlotId>,
     len: usize,
@@ -61,7 +62,7 @@ impl<T> Default for Arena<T> {
 }
 
 impl<T> Arena<T> {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Arena {
             slots: Vec::new(),
             free_head: None,
@@ -71,22 +72,22 @@ impl<T> Arena<T> {
 
     /// Number of occupied slots.
     #[inline]
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
 
     #[inline]
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// Number of slots ever allocated (occupied or free): the high-water mark.
-    pub fn capacity_used(&self) -> usize {
+    pub(crate) fn capacity_used(&self) -> usize {
         self.slots.len()
     }
 
     /// Stores `value`, reusing a free slot when there is one.
-    pub fn insert(&mut self, value: T) -> SlotId {
+    pub(crate) fn insert(&mut self, value: T) -> SlotId {
         self.len += 1;
         match self.free_head {
             Some(id) => {
@@ -110,7 +111,7 @@ impl<T> Arena<T> {
     ///
     /// # Panics
     /// If `id` is not occupied.
-    pub fn remove(&mut self, id: SlotId) -> T {
+    pub(crate) fn remove(&mut self, id: SlotId) -> T {
         let slot = &mut self.slots[id.index()];
         let old = std::mem::replace(
             slot,
@@ -129,7 +130,7 @@ impl<T> Arena<T> {
     /// # Panics
     /// If `id` is not occupied.
     #[inline]
-    pub fn get(&self, id: SlotId) -> &T {
+    pub(crate) fn get(&self, id: SlotId) -> &T {
         match &self.slots[id.index()] {
             Slot::Occupied(value) => value,
             Slot::Vacant { .. } => panic!("read of vacant slot {id:?}"),
@@ -139,35 +140,30 @@ impl<T> Arena<T> {
     /// # Panics
     /// If `id` is not occupied.
     #[inline]
-    pub fn get_mut(&mut self, id: SlotId) -> &mut T {
+    pub(crate) fn get_mut(&mut self, id: SlotId) -> &mut T {
         match &mut self.slots[id.index()] {
             Slot::Occupied(value) => value,
             Slot::Vacant { .. } => panic!("write of vacant slot {id:?}"),
         }
     }
 
-    /// True when `id` names an occupied slot.
-    pub fn contains(&self, id: SlotId) -> bool {
-        matches!(self.slots.get(id.index()), Some(Slot::Occupied(_)))
-    }
-
     /// True when under half the slots are occupied, so that a slot drawn
     /// at random is more likely vacant than not.
     #[inline]
-    pub fn is_sparse(&self) -> bool {
+    pub(crate) fn is_sparse(&self) -> bool {
         self.len * 2 < self.slots.len()
     }
 
     /// The occupied slot at `index` of `0..capacity_used()`, if it is one.
     #[inline]
-    pub fn occupied_at(&self, index: usize) -> Option<SlotId> {
+    pub(crate) fn occupied_at(&self, index: usize) -> Option<SlotId> {
         matches!(self.slots[index], Slot::Occupied(_)).then(|| SlotId::from_index(index))
     }
 
     /// Asks the CPU to start loading the slot at `index` into its caches,
     /// for a read soon after; out of range, it does nothing.
     #[inline]
-    pub fn prefetch(&self, index: usize) {
+    pub(crate) fn prefetch(&self, index: usize) {
         if let Some(slot) = self.slots.get(index) {
             prefetch(
                 std::ptr::from_ref(slot).cast(),
@@ -182,7 +178,7 @@ impl<T> Arena<T> {
     /// the caller can re-point whatever knew the value by `from`; it may
     /// read and write values, but must not insert or remove (the free list
     /// is rebuilt only at the end). O(slots).
-    pub fn compact(&mut self, mut moved: impl FnMut(&mut Self, SlotId, SlotId)) {
+    pub(crate) fn compact(&mut self, mut moved: impl FnMut(&mut Self, SlotId, SlotId)) {
         let mut low = 0;
         let mut high = self.slots.len();
         loop {
@@ -207,7 +203,7 @@ impl<T> Arena<T> {
     }
 
     /// Occupied slots in index order.
-    pub fn iter(&self) -> impl Iterator<Item = (SlotId, &T)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (SlotId, &T)> {
         self.slots
             .iter()
             .enumerate()
@@ -217,22 +213,25 @@ impl<T> Arena<T> {
             })
     }
 
-    /// Empties the arena, handing every value to `sink`; keeps the allocation.
-    pub fn drain_into(&mut self, mut sink: impl FnMut(T)) {
-        for slot in self.slots.drain(..) {
-            if let Slot::Occupied(value) = slot {
-                sink(value);
-            }
-        }
-        self.free_head = None;
-        self.len = 0;
+    /// Every value, in slot order, the arena's memory going with them.
+    pub(crate) fn into_values(self) -> impl Iterator<Item = T> {
+        self.slots.into_iter().filter_map(|slot| match slot {
+            Slot::Occupied(value) => Some(value),
+            Slot::Vacant { .. } => None,
+        })
+    }
+
+    /// Bytes of heap the arena holds.
+    pub(crate) fn heap_size(&self) -> usize {
+        self.slots.capacity() * std::mem::size_of::<Slot<T>>()
     }
 
     /// Checks the free list and the count. For tests and fuzzers.
+    #[cfg(any(test, fuzzing))]
     ///
     /// # Panics
     /// On any inconsistency.
-    pub fn validate(&self) {
+    pub(crate) fn validate(&self) {
         let occupied = self
             .slots
             .iter()
@@ -274,12 +273,9 @@ mod tests {
         assert_eq!(arena.capacity_used(), 3);
         assert_eq!(*arena.get(c), "c");
         arena.validate();
-        let mut seen = Vec::new();
-        arena.drain_into(|v| seen.push(v));
+        let mut seen: Vec<&str> = arena.into_values().collect();
         seen.sort_unstable();
         assert_eq!(seen, ["c", "d", "e"]);
-        assert!(arena.is_empty());
-        arena.validate();
     }
 
     #[test]

@@ -1,36 +1,39 @@
 //! The cache engine, in pure Rust: no Python, no clock, no user code.
 //!
-//! [`Cache`] keeps entries in an [`arena::Arena`], finds them through a
-//! `hashbrown::HashTable` of slot ids keyed by the caller's hash, orders
-//! them for eviction with a [`policy::Policy`], and files every entry with
-//! a deadline in a [`wheel::TimerWheel`]. Every operation takes `now` and
-//! appends the entries it let go to a [`Released`] buffer instead of
-//! dropping them, so the caller decides when their values are released
-//! (the Python binding calls `close()` only after the engine returns).
+//! [`Cache`] keeps entries in an arena, finds them through an index of slot
+//! ids keyed by the caller's hash, orders them for eviction with a policy,
+//! and files every entry with a deadline in a hierarchical timing wheel.
+//! Every operation takes `now` and appends the entries it let go to a
+//! [`Released`] buffer instead of dropping them, so the caller decides when
+//! their values are released (the Python binding calls `close()` only
+//! after the engine returns).
 //!
 //! Keys are compared by a closure the caller passes (`eq`), so the engine
-//! works for any key type, including Python strings it cannot hash itself.
+//! works for any key type, including Python objects it cannot hash itself.
 
-pub mod arena;
+mod arena;
 mod entry;
-pub mod list;
+mod index;
+mod list;
+#[cfg(any(test, fuzzing))]
 pub mod model;
-pub mod policy;
-pub mod prefetch;
+mod policy;
+mod prefetch;
+mod sizes;
 pub mod time;
-pub mod wheel;
+mod wheel;
 
-use hashbrown::{HashMap, HashTable};
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use smallvec::SmallVec;
 
 use self::arena::{Arena, SlotId};
-pub use self::entry::Entry;
-use self::entry::{IndexHash, SIZE_ELSEWHERE};
+use self::entry::Entry;
+use self::index::{Index, IndexHash};
 pub use self::policy::EvictionPolicy;
 use self::policy::Policy;
-use self::prefetch::prefetch;
+pub use self::prefetch::prefetch;
+use self::sizes::LargeSizes;
 use self::time::{Tick, LATEST_NOW, NEVER};
 use self::wheel::TimerWheel;
 
@@ -48,7 +51,8 @@ pub enum ReleaseReason {
 pub struct ReleasedEntry<K, V> {
     pub key: K,
     pub value: V,
-    pub tag: bool,
+    /// As the entry was stored with (see [`NewEntry::needs_close`]).
+    pub needs_close: bool,
     pub reason: ReleaseReason,
 }
 
@@ -106,89 +110,47 @@ pub struct NewEntry<K, V> {
     pub size: u64,
     /// Absolute deadline; [`NEVER`] for none.
     pub deadline: Tick,
-    /// A flag handed back with the entry when it is released.
-    pub tag: bool,
+    /// Whether the caller must close the value when the cache lets it go
+    /// (the binding: the value has `close()`). The engine only hands it
+    /// back, in [`ReleasedEntry::needs_close`].
+    pub needs_close: bool,
 }
 
+/// The cache. Between operations these hold:
+/// - every live slot of `entries` is filed in `index` under its stored
+///   hash, and `index` files nothing else;
+/// - an entry is in `wheel` exactly when its deadline is not [`NEVER`];
+/// - under a bounded policy every entry is one of `policy`'s members;
+/// - `bytes` is the sum of the entries' sizes, read through `large_sizes`
+///   for those whose size does not fit their field;
+/// - `latest_now` never decreases, and no deadline `<= latest_now` is
+///   returned by a lookup;
+/// - when a limit is set, `entries.len()` and `bytes` are within it.
 #[derive(Debug)]
 pub struct Cache<K, V> {
     entries: Arena<Entry<K, V>>,
-    index: HashTable<SlotId>,
+    index: Index,
     wheel: TimerWheel,
     policy: Policy,
     config: Config,
-    /// Sum of the sizes held; u128 so that unlimited caches of huge sizes
-    /// cannot overflow.
+    /// u128 so that unlimited caches of huge sizes cannot overflow.
     bytes: u128,
+    /// When every due entry was last reaped (the `scan_interval` gate).
     last_scan: Tick,
     /// The latest `now` seen: time never goes back for the engine.
     latest_now: Tick,
     /// Reused buffer for the wheel's due ids.
     due: Vec<SlotId>,
-    /// Sizes that do not fit an entry's 32 bits (`SIZE_ELSEWHERE`): a size
-    /// of four billion units or more is rare enough to cost a map lookup.
-    large_sizes: HashMap<SlotId, u64>,
-    /// Where the index's table lies, for [`Cache::prefetch_probe`].
-    index_layout: IndexLayout,
+    large_sizes: LargeSizes,
 }
 
-/// The addresses hashbrown's table keeps its control bytes and slots at,
-/// learnt from the last insert (the table moves only when an insert grows
-/// it). Used only to prefetch, which is harmless at any address, so a
-/// stale or wrong layout costs speed, never correctness.
-#[derive(Clone, Copy, Debug, Default)]
-struct IndexLayout {
-    /// Address of the control bytes; slot `i` lies just below, at
-    /// `ctrl - (i + 1) * size_of::<SlotId>()`. 0 for "do not prefetch".
-    ctrl: usize,
-    bucket_mask: usize,
-}
-
-/// hashbrown reads control bytes a group of 16 at a time (SSE2).
-const GROUP: usize = 16;
-
-/// The addresses of the first group a probe reads.
+/// Whether a released entry is still filed in the index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct FirstProbe {
-    /// Its control bytes.
-    ctrl: usize,
-    /// Its slots (the lowest address; they run up from here).
-    slots: usize,
-}
-
-impl IndexLayout {
-    /// A smaller index (5 bytes a bucket: under 320 KiB) stays in the
-    /// CPU's caches, where the prefetch would only add its ~8 instructions.
-    const PREFETCH_FROM_BUCKETS: usize = 1 << 16;
-
-    /// The layout, from where the slot of bucket `bucket_index` is, in a
-    /// table of `buckets` buckets; or "do not prefetch" for a small table.
-    fn learn(bucket_index: usize, slot: *const SlotId, buckets: usize) -> Self {
-        if buckets < Self::PREFETCH_FROM_BUCKETS {
-            return IndexLayout::default();
-        }
-        IndexLayout {
-            ctrl: slot.addr() + (bucket_index + 1) * std::mem::size_of::<SlotId>(),
-            bucket_mask: buckets - 1,
-        }
-    }
-
-    /// hashbrown probes from bucket `hash & bucket_mask` (its `h1` is the
-    /// hash itself), and the slot of bucket `i` is the `i + 1`-th below
-    /// the control bytes.
-    #[inline]
-    fn first_probe(self, hash: IndexHash) -> Option<FirstProbe> {
-        if self.ctrl == 0 {
-            return None;
-        }
-        let position = hash.full as usize & self.bucket_mask;
-        Some(FirstProbe {
-            ctrl: self.ctrl + position,
-            slots: self
-                .ctrl
-                .wrapping_sub((position + GROUP) * std::mem::size_of::<SlotId>()),
-        })
-    }
+enum Indexed {
+    Yes,
+    /// Taken out already, by the probe that found it or by a clear of the
+    /// whole index.
+    No,
 }
 
 impl<K, V> Cache<K, V> {
@@ -206,7 +168,7 @@ impl<K, V> Cache<K, V> {
         let now = now.min(LATEST_NOW);
         Cache {
             entries: Arena::new(),
-            index: HashTable::new(),
+            index: Index::default(),
             wheel: TimerWheel::new(now),
             policy: Policy::new(
                 config.policy,
@@ -218,8 +180,7 @@ impl<K, V> Cache<K, V> {
             last_scan: now,
             latest_now: now,
             due: Vec::new(),
-            large_sizes: HashMap::new(),
-            index_layout: IndexLayout::default(),
+            large_sizes: LargeSizes::default(),
         }
     }
 
@@ -242,6 +203,16 @@ impl<K, V> Cache<K, V> {
     #[inline]
     pub fn bytes(&self) -> u128 {
         self.bytes
+    }
+
+    /// Bytes of heap memory the cache's own structures hold (not the keys'
+    /// and values' own memory, which the caller owns).
+    pub fn heap_size(&self) -> usize {
+        self.entries.heap_size()
+            + self.index.heap_size()
+            + self.wheel.heap_size()
+            + self.due.capacity() * std::mem::size_of::<SlotId>()
+            + self.large_sizes.heap_size()
     }
 
     /// False when the time cannot matter to a lookup: no entry has a
@@ -270,36 +241,19 @@ impl<K, V> Cache<K, V> {
         self.latest_now
     }
 
-    /// Starts loading the control group and the slot ids a probe for
-    /// `hash` reads first. A lookup reads the group, then a slot id, then
-    /// the entry, each a likely cache miss in a large cache; the first two
-    /// addresses follow from the hash alone, so their misses can overlap.
-    #[inline]
-    fn prefetch_probe(&self, hash: IndexHash) {
-        if let Some(probe) = self.index_layout.first_probe(hash) {
-            prefetch(std::ptr::without_provenance(probe.ctrl), GROUP);
-            prefetch(
-                std::ptr::without_provenance(probe.slots),
-                GROUP * std::mem::size_of::<SlotId>(),
-            );
-        }
-    }
-
-    /// The index hash of a caller's key hash, its first probe already
-    /// being loaded (see [`Cache::prefetch_probe`]).
+    /// The index hash of a caller's key hash, with the index already
+    /// loading what a probe for it reads first.
     #[inline]
     fn start_probe(&self, hash: u64) -> IndexHash {
         let hash = IndexHash::of_key(hash);
-        self.prefetch_probe(hash);
+        self.index.prefetch(hash);
         hash
     }
 
     #[inline]
     fn find(&self, hash: u64, eq: impl FnMut(&K) -> bool) -> Option<SlotId> {
         let hash = self.start_probe(hash);
-        self.index
-            .find(hash.full, holds_key(&self.entries, hash, eq))
-            .copied()
+        self.index.find(hash, holds_key(&self.entries, hash, eq))
     }
 
     /// The live value of a key; a hit counts as a use under LRU. An expired
@@ -315,8 +269,8 @@ impl<K, V> Cache<K, V> {
         let now = self.observe(now);
         self.auto_scan(now, released);
         let id = self.find(hash, eq)?;
-        if self.entries.get(id).deadline <= now {
-            self.release(id, ReleaseReason::Expired, released);
+        if self.entries.get(id).deadline() <= now {
+            self.release(id, Indexed::Yes, ReleaseReason::Expired, released);
             return None;
         }
         self.policy.on_hit(&mut self.entries, id);
@@ -328,13 +282,12 @@ impl<K, V> Cache<K, V> {
     pub fn contains(&self, hash: u64, eq: impl FnMut(&K) -> bool, now: Tick) -> bool {
         let now = now.min(LATEST_NOW).max(self.latest_now);
         self.find(hash, eq)
-            .is_some_and(|id| self.entries.get(id).deadline > now)
+            .is_some_and(|id| self.entries.get(id).deadline() > now)
     }
 
     /// Stores a new entry. `eq` must match the new key. Refuses a key held
     /// by a live entry and a size over `max_bytes`; otherwise reaps an
-    /// expired holder of the key, makes room (expired entries first, then
-    /// victims by policy, never the new entry) and inserts.
+    /// expired holder of the key, makes room and stores the entry.
     pub fn insert(
         &mut self,
         new: NewEntry<K, V>,
@@ -351,121 +304,72 @@ impl<K, V> Cache<K, V> {
             });
         }
         if let Some(id) = self.find(new.hash, eq) {
-            if self.entries.get(id).deadline > now {
+            if self.entries.get(id).deadline() > now {
                 return Err(InsertError::Occupied {
                     key: new.key,
                     value: new.value,
                 });
             }
-            self.release(id, ReleaseReason::Expired, released);
+            self.release(id, Indexed::Yes, ReleaseReason::Expired, released);
         }
-        if self.over_limits(1, new.size) {
-            self.reap_expired(now, released);
-            while self.over_limits(1, new.size) {
-                let victim = self
-                    .next_victim()
-                    .expect("over a limit with no entry to evict");
-                self.release(victim, ReleaseReason::Evicted, released);
-            }
-        }
-        let NewEntry {
-            hash,
-            key,
-            value,
-            size,
-            deadline,
-            tag,
-        } = new;
-        let hash = IndexHash::of_key(hash);
-        let stored_size = u32::try_from(size)
-            .ok()
-            .filter(|&small| small != SIZE_ELSEWHERE)
-            .unwrap_or(SIZE_ELSEWHERE);
-        let id = self.entries.insert(Entry {
-            key,
-            value,
-            hash_and_tag: Entry::<K, V>::pack_hash_and_tag(hash, tag),
-            size: stored_size,
-            deadline: NEVER,
-            timer_link: Default::default(),
-            order: Default::default(),
-        });
-        if stored_size == SIZE_ELSEWHERE {
-            self.large_sizes.insert(id, size);
-        }
-        let entries = &self.entries;
-        let inserted = self.index.insert_unique(hash.full, id, |&id| {
-            IndexHash::of_short(entries.get(id).hash()).full
-        });
-        let (bucket_index, slot) = (inserted.bucket_index(), std::ptr::from_ref(inserted.get()));
-        self.index_layout = IndexLayout::learn(bucket_index, slot, self.index.num_buckets());
-        self.policy.on_insert(&mut self.entries, id);
-        if deadline != NEVER {
-            self.wheel.schedule(&mut self.entries, id, deadline);
-        }
-        self.bytes += u128::from(size);
+        self.make_room(1, new.size, now, released);
+        self.store(new);
         Ok(())
     }
 
-    /// Removes the key's entry and hands it back: reason `Deleted` when it
-    /// was live, `Expired` when it had expired (it is reaped all the same).
-    /// What the automatic scan reaped first goes to `released`. The entry
-    /// comes back apart from `released` because a delete releases exactly
-    /// one, and a push into the buffer and a drain out of it cost more than
-    /// the rest of the release.
+    /// Removes the key's entry into `released`: reason `Deleted` and true
+    /// when it was live, `Expired` and false when it had expired (it is
+    /// reaped all the same); false when no entry holds the key. What the
+    /// automatic scan reaped comes first.
     pub fn remove(
         &mut self,
         hash: u64,
         eq: impl FnMut(&K) -> bool,
         now: Tick,
         released: &mut Released<K, V>,
-    ) -> Option<ReleasedEntry<K, V>> {
+    ) -> bool {
         let now = self.observe(now);
         self.auto_scan(now, released);
-        // One probe finds and unindexes the entry (a delete is mostly
-        // memory misses, and a second probe by slot id would double them).
         let hash = self.start_probe(hash);
-        let found = self
+        let Some(id) = self
             .index
-            .find_entry(hash.full, holds_key(&self.entries, hash, eq))
-            .ok()?;
-        let (id, _) = found.remove();
-        let reason = if self.entries.get(id).deadline > now {
+            .remove_match(hash, holds_key(&self.entries, hash, eq))
+        else {
+            return false;
+        };
+        let live = self.entries.get(id).deadline() > now;
+        let reason = if live {
             ReleaseReason::Deleted
         } else {
             ReleaseReason::Expired
         };
-        Some(self.take_unindexed(id, reason))
+        self.release(id, Indexed::No, reason, released);
+        live
     }
 
     /// Reaps every expired entry, then enforces the limits.
     pub fn scan(&mut self, now: Tick, released: &mut Released<K, V>) {
         let now = self.observe(now);
-        self.reap_expired(now, released);
-        while self.over_limits(0, 0) {
-            let victim = self
-                .next_victim()
-                .expect("over a limit with no entry to evict");
-            self.release(victim, ReleaseReason::Evicted, released);
-        }
+        self.expire_due(now, released);
+        self.make_room(0, 0, now, released);
     }
 
-    /// Removes every entry into `released`.
+    /// Removes every entry into `released`, giving the memory of the
+    /// cache's tables back (as `dict.clear()` does).
     pub fn clear(&mut self, released: &mut Released<K, V>) {
-        released.reserve(self.entries.len());
-        self.entries.drain_into(|entry| {
-            let tag = entry.tag();
-            released.push(ReleasedEntry {
-                key: entry.key,
-                value: entry.value,
-                tag,
-                reason: ReleaseReason::Cleared,
-            });
-        });
-        self.index.clear();
+        let entries = std::mem::take(&mut self.entries);
+        released.reserve(entries.len());
+        released.extend(entries.into_values().map(|entry| ReleasedEntry {
+            needs_close: entry.needs_close(),
+            key: entry.key,
+            value: entry.value,
+            reason: ReleaseReason::Cleared,
+        }));
+        self.index.reset();
         self.wheel.clear();
         self.policy.clear();
-        self.large_sizes.clear();
+        self.large_sizes.reset();
+        self.due = Vec::new();
         self.bytes = 0;
     }
 
@@ -481,12 +385,13 @@ impl<K, V> Cache<K, V> {
     #[inline]
     fn auto_scan(&mut self, now: Tick, released: &mut Released<K, V>) {
         if now - self.last_scan >= self.config.scan_interval {
-            self.reap_expired(now, released);
+            self.expire_due(now, released);
         }
     }
 
+    /// Reaps every entry due by `now`.
     #[inline]
-    fn reap_expired(&mut self, now: Tick, released: &mut Released<K, V>) {
+    fn expire_due(&mut self, now: Tick, released: &mut Released<K, V>) {
         self.last_scan = now;
         if !self.wheel.nothing_due(now) {
             self.release_due(now, released);
@@ -498,19 +403,59 @@ impl<K, V> Cache<K, V> {
         let mut due = std::mem::take(&mut self.due);
         self.wheel.advance(&mut self.entries, now, &mut due);
         released.reserve(due.len());
-        if due.len() == self.entries.len() {
-            // Everything is due (a burst of entries with one ttl): one clear
-            // of the index instead of a random-access probe per entry.
+        // Everything due (a burst of entries with one ttl): one clear of the
+        // index instead of a random-access probe per entry.
+        let indexed = if due.len() == self.entries.len() {
             self.index.clear();
-            for id in due.drain(..) {
-                self.release_unindexed(id, ReleaseReason::Expired, released);
-            }
+            Indexed::No
         } else {
-            for id in due.drain(..) {
-                self.release(id, ReleaseReason::Expired, released);
-            }
+            Indexed::Yes
+        };
+        for id in due.drain(..) {
+            self.release(id, indexed, ReleaseReason::Expired, released);
         }
         self.due = due;
+    }
+
+    /// Makes room for `items` more entries of `bytes` more units: expired
+    /// entries go first, then victims by policy until the limits hold.
+    #[inline]
+    fn make_room(&mut self, items: u64, bytes: u64, now: Tick, released: &mut Released<K, V>) {
+        if !self.over_limits(items, bytes) {
+            return;
+        }
+        self.expire_due(now, released);
+        while self.over_limits(items, bytes) {
+            let victim = self
+                .next_victim()
+                .expect("over a limit with no entry to evict");
+            self.release(victim, Indexed::Yes, ReleaseReason::Evicted, released);
+        }
+    }
+
+    /// Files a new entry in every structure; there is room for it.
+    #[inline]
+    fn store(&mut self, new: NewEntry<K, V>) {
+        let NewEntry {
+            hash,
+            key,
+            value,
+            size,
+            deadline,
+            needs_close,
+        } = new;
+        let hash = IndexHash::of_key(hash);
+        let size_field = LargeSizes::field_of(size);
+        let id = self
+            .entries
+            .insert(Entry::new(key, value, hash, needs_close, size_field));
+        self.large_sizes.store(id, size);
+        let entries = &self.entries;
+        self.index
+            .insert(hash, id, |other| entries.get(other).stored_hash());
+        self.policy.on_insert(&mut self.entries, id);
+        self.wheel.schedule(&mut self.entries, id, deadline);
+        self.bytes += u128::from(size);
     }
 
     /// Whether `extra_items` more items of `extra_bytes` would break a limit.
@@ -564,84 +509,57 @@ impl<K, V> Cache<K, V> {
         } = self;
         entries.compact(|entries, from, to| {
             let entry = entries.get(to);
-            let hash = IndexHash::of_short(entry.hash()).full;
-            if entry.size == SIZE_ELSEWHERE {
-                let size = large_sizes
-                    .remove(&from)
-                    .expect("a large size is in the side table");
-                large_sizes.insert(to, size);
-            }
-            *index
-                .find_mut(hash, |&id| id == from)
-                .expect("a moved entry is indexed") = to;
+            large_sizes.relocate(from, to, entry.size_field());
+            index.repoint(entry.index_hash(), from, to);
             wheel.relocate(entries, from, to);
         });
     }
 
-    /// Unlinks `id` from every structure and hands its key and value back.
-    fn release(&mut self, id: SlotId, reason: ReleaseReason, released: &mut Released<K, V>) {
-        let hash = IndexHash::of_short(self.entries.get(id).hash());
-        self.prefetch_probe(hash);
-        match self.index.find_entry(hash.full, |&other| other == id) {
-            Ok(found) => {
-                found.remove();
-            }
-            Err(_) => unreachable!("{id:?} missing from the index"),
-        }
-        self.release_unindexed(id, reason, released);
-    }
-
-    /// [`Cache::release`] for an entry already taken out of the index.
+    /// The one way out of the cache: takes `id` out of every structure
+    /// (the index too, unless it is out already) and hands its key and
+    /// value to `released`.
     #[inline]
-    fn release_unindexed(
+    fn release(
         &mut self,
         id: SlotId,
+        indexed: Indexed,
         reason: ReleaseReason,
         released: &mut Released<K, V>,
     ) {
-        let entry = self.take_unindexed(id, reason);
-        released.push(entry);
-    }
-
-    /// Unlinks `id`, already out of the index, from everything else, and
-    /// hands its key and value back.
-    #[inline]
-    fn take_unindexed(&mut self, id: SlotId, reason: ReleaseReason) -> ReleasedEntry<K, V> {
+        if indexed == Indexed::Yes {
+            let hash = self.entries.get(id).index_hash();
+            self.index.prefetch(hash);
+            self.index.remove(hash, id);
+        }
         self.wheel.deschedule(&mut self.entries, id);
         self.policy.on_remove(&mut self.entries, id);
         let entry = self.entries.remove(id);
-        let size = match entry.size {
-            SIZE_ELSEWHERE => self
-                .large_sizes
-                .remove(&id)
-                .expect("a large size is in the side table"),
-            small => u64::from(small),
-        };
-        self.bytes -= u128::from(size);
-        let tag = entry.tag();
-        ReleasedEntry {
+        self.bytes -= u128::from(self.large_sizes.take(id, entry.size_field()));
+        released.push(ReleasedEntry {
+            needs_close: entry.needs_close(),
             key: entry.key,
             value: entry.value,
-            tag,
             reason,
-        }
+        });
     }
 
-    /// Keys in eviction order (LRU/FIFO: next victim first; random: member
-    /// order); empty for a cache without limits, which keeps no order. For
-    /// tests.
-    pub fn eviction_order(&mut self) -> Vec<&K> {
-        let ids = self.policy.validate(&mut self.entries).unwrap_or_default();
+    /// Keys in eviction order (LRU/FIFO: next victim first; random: slot
+    /// order); empty for a cache without limits, which keeps no order.
+    #[cfg(any(test, fuzzing))]
+    pub fn eviction_order(&self) -> Vec<&K> {
+        let ids = self.policy.validate(&self.entries).unwrap_or_default();
         ids.into_iter()
             .map(|id| &self.entries.get(id).key)
             .collect()
     }
 
-    /// Checks every structure against the others.
+    /// Checks every structure against the others (the invariants listed
+    /// on [`Cache`]).
     ///
     /// # Panics
     /// On any inconsistency, naming it.
-    pub fn validate(&mut self) {
+    #[cfg(any(test, fuzzing))]
+    pub fn validate(&self) {
         self.entries.validate();
         let count = self.entries.len();
         assert_eq!(self.index.len(), count, "index size");
@@ -651,34 +569,23 @@ impl<K, V> Cache<K, V> {
         let ids: Vec<SlotId> = self.entries.iter().map(|(id, _)| id).collect();
         for &id in &ids {
             let entry = self.entries.get(id);
-            let size = match entry.size {
-                SIZE_ELSEWHERE => {
-                    large += 1;
-                    *self.large_sizes.get(&id).expect("large size recorded")
-                }
-                small => u64::from(small),
-            };
-            bytes += u128::from(size);
+            large += usize::from(LargeSizes::is_elsewhere(entry.size_field()));
+            bytes += u128::from(self.large_sizes.get(id, entry.size_field()));
             assert!(
-                self.index
-                    .find(IndexHash::of_short(entry.hash()).full, |&other| other == id)
-                    .is_some(),
+                self.index.holds(entry.index_hash(), id),
                 "{id:?} not indexed"
             );
-            let has_deadline = entry.deadline != NEVER;
-            let scheduled = self.wheel.is_scheduled(&mut self.entries, id);
-            assert_eq!(scheduled, has_deadline, "{id:?} wheel membership");
-            timed += usize::from(scheduled);
+            timed += usize::from(entry.deadline() != NEVER);
         }
         assert_eq!(bytes, self.bytes, "byte sum");
         assert_eq!(large, self.large_sizes.len(), "large size table");
-        if let Some(mut members) = self.policy.validate(&mut self.entries) {
+        if let Some(mut members) = self.policy.validate(&self.entries) {
             members.sort_unstable();
             assert_eq!(members, ids, "policy members");
         }
-        let mut scheduled = self.wheel.validate(&mut self.entries, count + 1);
-        scheduled.sort_unstable();
+        let scheduled = self.wheel.validate(&self.entries, count + 1);
         assert_eq!(scheduled.len(), timed, "wheel size");
+        assert!(self.latest_now <= LATEST_NOW, "latest_now past the clock");
         if self.config.max_items > 0 {
             assert!(
                 count as u64 <= self.config.max_items,
@@ -701,10 +608,10 @@ fn holds_key<'a, K, V>(
     entries: &'a Arena<Entry<K, V>>,
     hash: IndexHash,
     mut eq: impl FnMut(&K) -> bool + 'a,
-) -> impl FnMut(&SlotId) -> bool + 'a {
-    move |&id| {
+) -> impl FnMut(SlotId) -> bool + 'a {
+    move |id| {
         let entry = entries.get(id);
-        entry.hash() == hash.short && eq(&entry.key)
+        entry.stored_hash() == hash.stored && eq(&entry.key)
     }
 }
 

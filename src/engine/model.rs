@@ -26,7 +26,7 @@ use std::collections::{BTreeSet, VecDeque};
 
 use super::arena::SlotId;
 use super::time::{Tick, LATEST_NOW, NEVER};
-use super::wheel::{TimerNode, TimerNodeVec, TimerWheel, TICK_SHIFT};
+use super::wheel::{TimerNode, TimerNodeVec, TimerNodes, TimerWheel, TICK_SHIFT};
 use super::{Cache, Config, EvictionPolicy, InsertError, NewEntry, ReleaseReason, Released};
 
 /// Keys are `0..KEYS`: few enough that operations keep hitting each other.
@@ -370,15 +370,15 @@ impl Harness {
     }
 
     /// The engine's released entries as `(key, value, reason)`, checking
-    /// that each tag came back with its value.
+    /// that each `needs_close` came back with its value.
     fn unpack(released: Released<u8, u64>) -> Vec<Release> {
         released
             .into_iter()
             .map(|r| {
                 assert_eq!(
-                    r.tag,
+                    r.needs_close,
                     r.value % 2 == 1,
-                    "tag of {} came back changed",
+                    "needs_close of {} came back changed",
                     r.key
                 );
                 (r.key, r.value, r.reason)
@@ -521,7 +521,7 @@ impl Harness {
                     value,
                     size,
                     deadline,
-                    tag: value % 2 == 1,
+                    needs_close: value % 2 == 1,
                 };
                 let result = match self.cache.insert(new, |k| *k == key, now, &mut released) {
                     Ok(()) => Ok(()),
@@ -573,13 +573,9 @@ impl Harness {
                 );
             }
             Op::Remove(key) => {
-                let removed = self
+                let live = self
                     .cache
                     .remove(hash_of(key), |k| *k == key, now, &mut released);
-                let live = removed
-                    .as_ref()
-                    .is_some_and(|entry| entry.reason == ReleaseReason::Deleted);
-                released.extend(removed);
                 let engine = Self::unpack(released);
                 let expected = self.model.remove(key, now, &mut model);
                 assert_eq!(live, expected, "step {step} {op:?} at {now}: result");
@@ -691,11 +687,160 @@ pub fn run(data: &[u8]) {
     harness.apply(Op::Clear);
 }
 
+/// A [`TimerWheel`] over a vector of nodes and its model, a `BTreeSet` of
+/// `(deadline, id)`, driven side by side: the one wheel model, for the
+/// fuzzer ([`run_wheel`]) and the wheel's own tests.
+pub(crate) struct WheelHarness {
+    pub(crate) wheel: TimerWheel,
+    nodes: TimerNodeVec,
+    model: BTreeSet<(Tick, usize)>,
+    pub(crate) now: Tick,
+    /// Operations so far, for failure messages.
+    step: usize,
+}
+
+impl WheelHarness {
+    /// A wheel over nodes `0..ids`, whose clock starts at `now`.
+    pub(crate) fn new(ids: usize, now: Tick) -> Self {
+        WheelHarness {
+            wheel: TimerWheel::new(now),
+            nodes: TimerNodeVec(vec![TimerNode::default(); ids]),
+            model: BTreeSet::new(),
+            now,
+            step: 0,
+        }
+    }
+
+    /// Nodes scheduled, by the model.
+    pub(crate) fn len(&self) -> usize {
+        self.model.len()
+    }
+
+    /// Gives node `index` the deadline `deadline`, scheduled or not before.
+    pub(crate) fn schedule(&mut self, index: usize, deadline: Tick) {
+        self.step += 1;
+        let id = SlotId::from_index(index);
+        self.forget(index);
+        self.wheel.reschedule(&mut self.nodes, id, deadline);
+        if deadline != NEVER {
+            self.model.insert((deadline, index));
+        }
+        assert_eq!(
+            TimerWheel::is_scheduled(&self.nodes, id),
+            deadline != NEVER,
+            "step {}: #{index} scheduled",
+            self.step
+        );
+    }
+
+    /// Takes node `index` out, whether or not it is in the wheel.
+    pub(crate) fn deschedule(&mut self, index: usize) {
+        self.step += 1;
+        let id = SlotId::from_index(index);
+        self.forget(index);
+        self.wheel.deschedule(&mut self.nodes, id);
+        assert!(
+            !TimerWheel::is_scheduled(&self.nodes, id),
+            "step {}: #{index} still scheduled",
+            self.step
+        );
+    }
+
+    /// Takes node `index` out of the model.
+    fn forget(&mut self, index: usize) {
+        let deadline = self.nodes.deadline(SlotId::from_index(index));
+        if deadline != NEVER {
+            assert!(
+                self.model.remove(&(deadline, index)),
+                "step {}: #{index} unknown to the model",
+                self.step
+            );
+        }
+    }
+
+    /// Forgets every node, as the cache's `clear` does (it drops them).
+    pub(crate) fn clear(&mut self) {
+        self.step += 1;
+        self.wheel.clear();
+        self.model.clear();
+        self.nodes.0.fill(TimerNode::default());
+    }
+
+    /// Moves the clock to `now`. With `always`, advances the wheel; without,
+    /// only when `nothing_due` says to look, as the cache does (a skipped
+    /// advance leaves the wheel behind the clock). Checks the due ids.
+    pub(crate) fn advance(&mut self, now: Tick, always: bool) {
+        self.step += 1;
+        let step = self.step;
+        self.now = now;
+        if !always && self.wheel.nothing_due(now) {
+            return;
+        }
+        let mut due = Vec::new();
+        self.wheel.advance(&mut self.nodes, now, &mut due);
+        let mut got: Vec<usize> = due.iter().map(|id| id.index()).collect();
+        got.sort_unstable();
+        let mut expected = Vec::new();
+        while self
+            .model
+            .first()
+            .is_some_and(|&(deadline, _)| deadline <= now)
+        {
+            expected.extend(self.model.pop_first().map(|(_, index)| index));
+        }
+        expected.sort_unstable();
+        assert_eq!(got, expected, "step {step}: due ids at {now}");
+        for id in due {
+            assert!(
+                !TimerWheel::is_scheduled(&self.nodes, id),
+                "step {step}: due {id:?} still scheduled"
+            );
+        }
+    }
+
+    /// `nothing_due` tells the truth, and the wheel's own invariants hold
+    /// over exactly the nodes the model has scheduled.
+    pub(crate) fn check(&self) {
+        let step = self.step;
+        if self.wheel.nothing_due(self.now) {
+            assert!(
+                self.model
+                    .first()
+                    .is_none_or(|&(deadline, _)| deadline > self.now),
+                "step {step}: nothing_due({}) lied",
+                self.now
+            );
+        }
+        let mut scheduled: Vec<usize> = self
+            .wheel
+            .validate(&self.nodes, self.nodes.0.len() + 1)
+            .into_iter()
+            .map(SlotId::index)
+            .collect();
+        scheduled.sort_unstable();
+        let expected: BTreeSet<usize> = self.model.iter().map(|&(_, index)| index).collect();
+        assert_eq!(
+            scheduled,
+            expected.into_iter().collect::<Vec<_>>(),
+            "step {step}: scheduled ids"
+        );
+        assert_eq!(
+            self.wheel.len(),
+            self.model.len(),
+            "step {step}: wheel length"
+        );
+    }
+
+    /// The deadlines scheduled, soonest first.
+    fn deadlines(&self) -> Vec<Tick> {
+        self.model.iter().map(|&(deadline, _)| deadline).collect()
+    }
+}
+
 /// Decodes `data` into a run of schedule/deschedule/advance/clear calls on
 /// a [`TimerWheel`] over a few ids, and checks after every step that it
-/// agrees with a `BTreeSet` of `(deadline, id)`: the same due ids, a
-/// truthful `nothing_due`, and `validate`. The run ends with an advance to
-/// the end of time, which must leave the wheel empty.
+/// agrees with its model (see [`WheelHarness`]). The run ends with an
+/// advance to the end of time, which must leave the wheel empty.
 ///
 /// # Panics
 /// When the wheel and the model disagree, or `TimerWheel::validate` fails.
@@ -708,103 +853,38 @@ pub fn run_wheel(data: &[u8]) {
         2 => LATEST_NOW - input.bytes(5),
         _ => input.u64().min(LATEST_NOW),
     };
-    let mut wheel = TimerWheel::new(start);
-    let mut nodes = TimerNodeVec(vec![TimerNode::default(); IDS]);
-    let mut model: BTreeSet<(Tick, usize)> = BTreeSet::new();
-    let mut now = start;
-    let mut due = Vec::new();
-    let mut step = 0;
-    let mut finished = false;
-    while !finished {
-        step += 1;
-        // Whether to advance the wheel to `now` after this step, and whether
-        // to do it as the cache does: only when `nothing_due` says to look
-        // (a skipped advance leaves the wheel behind `now`).
-        let mut advance = None;
-        if input.is_empty() {
-            finished = true;
-            now = LATEST_NOW;
-            advance = Some(false);
-        } else {
-            match input.below(8) {
-                // 0-2 (re)schedule a node, 3 only takes it off; both take it
-                // off first, whether or not it is in the wheel.
-                action @ 0..=3 => {
-                    let index = usize::from(input.byte()) % IDS;
-                    let id = SlotId::from_index(index);
-                    let node = nodes.0[index];
-                    if wheel.is_scheduled(&mut nodes, id) {
-                        assert!(
-                            model.remove(&(node.deadline, index)),
-                            "step {step}: #{index} unknown"
-                        );
-                    }
-                    wheel.deschedule(&mut nodes, id);
-                    assert!(
-                        !wheel.is_scheduled(&mut nodes, id),
-                        "step {step}: #{index} still scheduled"
-                    );
-                    if action < 3 {
-                        // The cache never files a NEVER deadline.
-                        let deadline = decode_deadline(&mut input, now).min(LATEST_NOW);
-                        wheel.schedule(&mut nodes, id, deadline);
-                        model.insert((deadline, index));
-                    }
-                }
-                4 => {
-                    // Rarer than the rest. `clear` leaves the nodes to the caller.
-                    if input.below(4) == 0 {
-                        wheel.clear();
-                        model.clear();
-                        nodes.0.fill(TimerNode::default());
-                    }
-                }
-                _ => {
-                    let deadlines: Vec<Tick> =
-                        model.iter().map(|&(deadline, _)| deadline).collect();
-                    now = decode_advance(&mut input, now, &deadlines).min(LATEST_NOW);
-                    advance = Some(input.below(2) == 0);
+    let mut harness = WheelHarness::new(IDS, start);
+    while !input.is_empty() {
+        match input.below(8) {
+            // 0-2 (re)schedule a node, 3 only takes it off.
+            action @ 0..=3 => {
+                let index = usize::from(input.byte()) % IDS;
+                if action < 3 {
+                    // The cache never files a NEVER deadline.
+                    let deadline = decode_deadline(&mut input, harness.now).min(LATEST_NOW);
+                    harness.schedule(index, deadline);
+                } else {
+                    harness.deschedule(index);
                 }
             }
-        }
-        let nothing_due = wheel.nothing_due(now);
-        if nothing_due {
-            let first = model.first().copied();
-            assert!(
-                first.is_none_or(|(deadline, _)| deadline > now),
-                "step {step}: nothing_due({now}) lied"
-            );
-        }
-        if advance.is_some_and(|always| always || !nothing_due) {
-            wheel.advance(&mut nodes, now, &mut due);
-            let mut got: Vec<usize> = due.drain(..).map(SlotId::index).collect();
-            got.sort_unstable();
-            let mut expected = Vec::new();
-            while model.first().is_some_and(|&(deadline, _)| deadline <= now) {
-                expected.extend(model.pop_first().map(|(_, index)| index));
+            // Rarer than the rest.
+            4 => {
+                if input.below(4) == 0 {
+                    harness.clear();
+                }
             }
-            expected.sort_unstable();
-            assert_eq!(got, expected, "step {step}: due ids at {now}");
-            for &index in &got {
-                assert!(
-                    !wheel.is_scheduled(&mut nodes, SlotId::from_index(index)),
-                    "step {step}: due #{index} still scheduled"
-                );
+            _ => {
+                let deadlines = harness.deadlines();
+                let now = decode_advance(&mut input, harness.now, &deadlines).min(LATEST_NOW);
+                harness.advance(now, input.below(2) == 0);
             }
         }
-        let scheduled = wheel.validate(&mut nodes, IDS + 1);
-        let mut scheduled: Vec<usize> = scheduled.into_iter().map(SlotId::index).collect();
-        scheduled.sort_unstable();
-        let expected: BTreeSet<usize> = model.iter().map(|&(_, index)| index).collect();
-        assert_eq!(
-            scheduled,
-            expected.into_iter().collect::<Vec<_>>(),
-            "step {step}: scheduled ids"
-        );
-        assert_eq!(wheel.len(), model.len(), "step {step}: wheel length");
+        harness.check();
     }
+    harness.advance(LATEST_NOW, false);
+    harness.check();
     assert!(
-        wheel.is_empty(),
+        harness.wheel.is_empty(),
         "entries left after advancing to the end of time"
     );
 }

@@ -207,11 +207,12 @@ impl Policy {
     ///
     /// # Panics
     /// On broken links or positions.
-    pub(crate) fn validate<K, V>(&self, entries: &mut Arena<Entry<K, V>>) -> Option<Vec<SlotId>> {
+    #[cfg(any(test, fuzzing))]
+    pub(crate) fn validate<K, V>(&self, entries: &Arena<Entry<K, V>>) -> Option<Vec<SlotId>> {
         match self {
             Policy::Ordered { order, .. } => {
                 let limit = entries.len() + 1;
-                Some(order.collect(&mut OrderLinks(entries), limit))
+                Some(order.collect(&OrderLinks(entries), limit))
             }
             Policy::Random { .. } => Some(entries.iter().map(|(id, _)| id).collect()),
             Policy::Unbounded => None,

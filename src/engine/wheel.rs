@@ -12,7 +12,8 @@
 //! what a jump of one tick costs.
 //!
 //! Invariants (checked by [`TimerWheel::validate`]):
-//! - every scheduled node is in bucket `position(max(tick(deadline), elapsed))`;
+//! - a node is scheduled iff its deadline is not `NEVER`, and then it is in
+//!   bucket `position(max(wheel_tick(deadline), elapsed))`;
 //! - bit `b` of `occupied[level]` is set iff bucket `b` of that level is non-empty;
 //! - at level `L >= 1` every occupied bucket index is above `elapsed`'s group
 //!   `L`, and at level 0 at or above it, so the lowest set bit is the next
@@ -27,29 +28,48 @@
 //! is popped from the front, so reaping costs O(due), not O(bucket).
 
 use super::arena::SlotId;
-use super::list::{Link, Linked, List};
+use super::list::{Link, Links, LinksMut, List};
 use super::time::{Tick, NEVER};
 
 /// log2 of the level-0 bucket width in nanoseconds.
-pub const TICK_SHIFT: u32 = 20;
+pub(crate) const TICK_SHIFT: u32 = 20;
 const SLOT_BITS: u32 = 6;
 const SLOTS: usize = 1 << SLOT_BITS;
 const SLOT_MASK: u64 = SLOTS as u64 - 1;
-pub const LEVELS: usize = 8;
+const LEVELS: usize = 8;
 
-/// The wheel's two fields of one node, as a struct for wheels driven alone
-/// (tests, the fuzzer). The cache keeps them as fields of its entry.
-///
-/// A node stores no bucket: a scheduled node's bucket follows from its
-/// deadline and the wheel's `elapsed` (the first invariant above), which
-/// saves an entry the bytes of a bucket number.
-#[derive(Clone, Copy, Debug)]
-pub struct TimerNode {
-    pub link: Link,
-    /// The entry's exact deadline; [`NEVER`] when it does not expire.
-    pub deadline: Tick,
+/// A count of level-0 buckets (2^[`TICK_SHIFT`] ns each) on the caller's
+/// clock: the unit the wheel files deadlines in, as a [`Tick`] is the unit
+/// deadlines are given in.
+type WheelTick = u64;
+
+#[inline]
+fn wheel_tick(deadline: Tick) -> WheelTick {
+    deadline >> TICK_SHIFT
 }
 
+/// Access to the wheel's two fields of every node: its link in a bucket
+/// list, and its exact deadline. The wheel is the only writer of both; a
+/// node is in the wheel exactly when its deadline is not [`NEVER`].
+pub(crate) trait TimerNodes {
+    fn timer_link(&self, id: SlotId) -> &Link;
+    fn timer_link_mut(&mut self, id: SlotId) -> &mut Link;
+    fn deadline(&self, id: SlotId) -> Tick;
+    /// For the wheel alone: [`TimerWheel::schedule`], `reschedule`,
+    /// `deschedule` and the due nodes of `advance`.
+    fn set_deadline(&mut self, id: SlotId, deadline: Tick);
+}
+
+/// The wheel's fields of one node, for wheels driven alone (tests, the
+/// fuzzer). The cache keeps them as fields of its entry.
+#[cfg(any(test, fuzzing))]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TimerNode {
+    link: Link,
+    deadline: Tick,
+}
+
+#[cfg(any(test, fuzzing))]
 impl Default for TimerNode {
     fn default() -> Self {
         TimerNode {
@@ -59,61 +79,80 @@ impl Default for TimerNode {
     }
 }
 
-/// Access to the wheel's fields of every node.
-pub trait TimerNodes {
-    /// Links in the node's bucket list.
-    fn timer_link(&mut self, id: SlotId) -> &mut Link;
-    /// The node's exact deadline; [`NEVER`] when it does not expire.
-    fn deadline(&mut self, id: SlotId) -> &mut Tick;
-}
-
 /// Nodes in a plain vector indexed by slot id: a wheel driven alone.
-#[derive(Debug, Default)]
-pub struct TimerNodeVec(pub Vec<TimerNode>);
+#[cfg(any(test, fuzzing))]
+#[derive(Debug)]
+pub(crate) struct TimerNodeVec(pub(crate) Vec<TimerNode>);
 
+#[cfg(any(test, fuzzing))]
 impl TimerNodes for TimerNodeVec {
-    fn timer_link(&mut self, id: SlotId) -> &mut Link {
+    fn timer_link(&self, id: SlotId) -> &Link {
+        &self.0[id.index()].link
+    }
+    fn timer_link_mut(&mut self, id: SlotId) -> &mut Link {
         &mut self.0[id.index()].link
     }
-    fn deadline(&mut self, id: SlotId) -> &mut Tick {
-        &mut self.0[id.index()].deadline
+    fn deadline(&self, id: SlotId) -> Tick {
+        self.0[id.index()].deadline
+    }
+    fn set_deadline(&mut self, id: SlotId, deadline: Tick) {
+        self.0[id.index()].deadline = deadline;
     }
 }
 
-struct TimerLinks<'a, N: TimerNodes>(&'a mut N);
+/// The bucket-list view of the nodes: over `&N` to read, over `&mut N` to
+/// relink.
+struct TimerLinks<A>(A);
 
-impl<N: TimerNodes> Linked for TimerLinks<'_, N> {
+impl<N: TimerNodes> Links for TimerLinks<&N> {
     #[inline]
-    fn link(&mut self, id: SlotId) -> &mut Link {
+    fn link(&self, id: SlotId) -> &Link {
         self.0.timer_link(id)
     }
 }
 
-#[inline]
-fn tick_of(deadline: Tick) -> u64 {
-    deadline >> TICK_SHIFT
+impl<N: TimerNodes> Links for TimerLinks<&mut N> {
+    #[inline]
+    fn link(&self, id: SlotId) -> &Link {
+        self.0.timer_link(id)
+    }
 }
 
+impl<N: TimerNodes> LinksMut for TimerLinks<&mut N> {
+    #[inline]
+    fn link_mut(&mut self, id: SlotId) -> &mut Link {
+        self.0.timer_link_mut(id)
+    }
+}
+
+/// The wheel. Its invariants are the module's (above), over these fields:
+/// - `buckets[level * SLOTS + slot]` lists the nodes filed at that level and
+///   slot, in filing order (for a `sorted` level-0 bucket, deadline order);
+/// - `occupied[level]` has bit `slot` set iff that bucket is non-empty;
+/// - `elapsed` is the wheel tick up to which every bucket has been
+///   processed; it only grows;
+/// - `earliest` and `sorted` describe the level-0 buckets only;
+/// - `len` counts the nodes filed, which are exactly those whose deadline
+///   is not [`NEVER`].
 #[derive(Debug)]
-pub struct TimerWheel {
+pub(crate) struct TimerWheel {
     buckets: Box<[List; LEVELS * SLOTS]>,
     occupied: [u64; LEVELS],
-    /// The wheel tick up to which every bucket has been processed.
-    elapsed: u64,
-    /// Level 0 only: a lower bound of the deadlines in each bucket.
+    elapsed: WheelTick,
+    /// A lower bound of the deadlines in each level-0 bucket.
     earliest: [Tick; SLOTS],
-    /// Level 0 only: bit `b` set when bucket `b` is in deadline order.
+    /// Bit `b` set when level-0 bucket `b` is in deadline order.
     sorted: u64,
     len: usize,
 }
 
 impl TimerWheel {
     /// A wheel whose clock starts at `now`.
-    pub fn new(now: Tick) -> Self {
+    pub(crate) fn new(now: Tick) -> Self {
         TimerWheel {
             buckets: Box::new([List::default(); LEVELS * SLOTS]),
             occupied: [0; LEVELS],
-            elapsed: tick_of(now),
+            elapsed: wheel_tick(now),
             earliest: [NEVER; SLOTS],
             sorted: 0,
             len: 0,
@@ -121,19 +160,19 @@ impl TimerWheel {
     }
 
     /// Number of scheduled nodes.
-    #[inline]
-    pub fn len(&self) -> usize {
+    #[cfg(any(test, fuzzing))]
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
 
     #[inline]
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// Level and slot of a wheel tick `tick >= elapsed`.
     #[inline]
-    fn position(&self, tick: u64) -> (usize, usize) {
+    fn position(&self, tick: WheelTick) -> (usize, usize) {
         debug_assert!(
             tick >= self.elapsed,
             "tick {tick} before elapsed {}",
@@ -148,59 +187,39 @@ impl TimerWheel {
     /// The first wheel tick covered by `slot` of `level`, in the current
     /// rotation of that level.
     #[inline]
-    fn bucket_start(&self, level: usize, slot: usize) -> u64 {
+    fn bucket_start(&self, level: usize, slot: usize) -> WheelTick {
         let shift = SLOT_BITS * level as u32;
         let rotation = (self.elapsed >> (shift + SLOT_BITS)) << (shift + SLOT_BITS);
         rotation | ((slot as u64) << shift)
     }
 
-    /// The bucket `id` is in (`level * 64 + slot`), or None when it is not
-    /// in the wheel. The bucket follows from the deadline and `elapsed`;
-    /// the node is on that bucket's list iff it has a predecessor there or
-    /// is its head (a node off the wheel has a cleared link and a deadline
-    /// of NEVER or one it was reaped or descheduled with).
+    /// The bucket (`level * SLOTS + slot`) a node with `deadline` is filed
+    /// in. It follows from the deadline and `elapsed`, so a node stores no
+    /// bucket number (a past deadline is in the current bucket).
     #[inline]
-    fn bucket_of(&self, nodes: &mut impl TimerNodes, id: SlotId) -> Option<usize> {
-        self.bucket_holding(nodes, id, id)
-    }
-
-    /// [`TimerWheel::bucket_of`] for a node now at `id` that the bucket's
-    /// head may still know by `head_id`.
-    #[inline]
-    fn bucket_holding(
-        &self,
-        nodes: &mut impl TimerNodes,
-        id: SlotId,
-        head_id: SlotId,
-    ) -> Option<usize> {
-        let deadline = *nodes.deadline(id);
-        if deadline == NEVER {
-            return None;
-        }
-        let (level, slot) = self.position(tick_of(deadline).max(self.elapsed));
-        let bucket = level * SLOTS + slot;
-        let linked =
-            nodes.timer_link(id).prev.is_some() || self.buckets[bucket].head == Some(head_id);
-        linked.then_some(bucket)
+    fn bucket_of(&self, deadline: Tick) -> usize {
+        debug_assert_ne!(deadline, NEVER, "NEVER is not filed");
+        let (level, slot) = self.position(wheel_tick(deadline).max(self.elapsed));
+        level * SLOTS + slot
     }
 
     /// Whether `id` is in the wheel.
     #[inline]
-    pub fn is_scheduled(&self, nodes: &mut impl TimerNodes, id: SlotId) -> bool {
-        self.bucket_of(nodes, id).is_some()
+    pub(crate) fn is_scheduled(nodes: &impl TimerNodes, id: SlotId) -> bool {
+        nodes.deadline(id) != NEVER
     }
 
-    /// Puts `id` in the bucket of `deadline` (a deadline already past goes
-    /// into the current bucket, to be reaped by the next `advance`).
-    ///
-    /// # Panics
-    /// In debug builds, if `deadline` is [`NEVER`] or `id` is scheduled.
+    /// Gives `id`, not in the wheel, the deadline `deadline`, filing it in
+    /// its bucket unless the deadline is [`NEVER`]. A deadline already past
+    /// goes into the current bucket, to be reaped by the next `advance`.
     #[inline]
-    pub fn schedule(&mut self, nodes: &mut impl TimerNodes, id: SlotId, deadline: Tick) {
-        debug_assert_ne!(deadline, NEVER, "NEVER deadlines are not scheduled");
-        debug_assert!(!self.is_scheduled(nodes, id), "{id:?} already scheduled");
-        let (level, slot) = self.position(tick_of(deadline).max(self.elapsed));
-        let bucket = level * SLOTS + slot;
+    pub(crate) fn schedule(&mut self, nodes: &mut impl TimerNodes, id: SlotId, deadline: Tick) {
+        debug_assert!(!Self::is_scheduled(nodes, id), "{id:?} already scheduled");
+        if deadline == NEVER {
+            return;
+        }
+        let bucket = self.bucket_of(deadline);
+        let (level, slot) = (bucket / SLOTS, bucket % SLOTS);
         if level == 0 {
             let bit = 1u64 << slot;
             match self.buckets[bucket].tail {
@@ -210,37 +229,58 @@ impl TimerWheel {
                 }
                 Some(tail) => {
                     self.earliest[slot] = self.earliest[slot].min(deadline);
-                    if deadline < *nodes.deadline(tail) {
+                    if deadline < nodes.deadline(tail) {
                         self.sorted &= !bit;
                     }
                 }
             }
         }
-        *nodes.deadline(id) = deadline;
-        self.buckets[bucket].push_back(&mut TimerLinks(nodes), id);
+        nodes.set_deadline(id, deadline);
+        self.buckets[bucket].push_back(&mut TimerLinks(&mut *nodes), id);
         self.occupied[level] |= 1 << slot;
         self.len += 1;
     }
 
-    /// Takes `id` out of the wheel if it is there. O(1).
+    /// Gives `id`, in the wheel or not, the deadline `deadline`.
+    #[cfg_attr(
+        not(any(test, fuzzing)),
+        expect(dead_code, reason = "the wheel's own API; `touch` will call it")
+    )]
     #[inline]
-    pub fn deschedule(&mut self, nodes: &mut impl TimerNodes, id: SlotId) {
-        let Some(bucket) = self.bucket_of(nodes, id) else {
+    pub(crate) fn reschedule(&mut self, nodes: &mut impl TimerNodes, id: SlotId, deadline: Tick) {
+        self.deschedule(nodes, id);
+        self.schedule(nodes, id, deadline);
+    }
+
+    /// Takes `id` out of the wheel if it is there, leaving it the deadline
+    /// [`NEVER`]. O(1).
+    #[inline]
+    pub(crate) fn deschedule(&mut self, nodes: &mut impl TimerNodes, id: SlotId) {
+        let deadline = nodes.deadline(id);
+        if deadline == NEVER {
             return;
-        };
-        self.buckets[bucket].unlink(&mut TimerLinks(nodes), id);
+        }
+        let bucket = self.bucket_of(deadline);
+        debug_assert!(
+            self.buckets[bucket].may_hold(&TimerLinks(&*nodes), id),
+            "{id:?} (deadline {deadline}) is not in its bucket {bucket}"
+        );
+        self.buckets[bucket].unlink(&mut TimerLinks(&mut *nodes), id);
         if self.buckets[bucket].is_empty() {
             self.occupied[bucket / SLOTS] &= !(1 << (bucket % SLOTS));
         }
+        nodes.set_deadline(id, NEVER);
         self.len -= 1;
     }
 
     /// Follows a node that moved from slot `from` to slot `to`, taking its
     /// deadline and link along (arena compaction). A node off the wheel
     /// needs nothing.
-    pub fn relocate(&mut self, nodes: &mut impl TimerNodes, from: SlotId, to: SlotId) {
-        if let Some(bucket) = self.bucket_holding(nodes, to, from) {
-            self.buckets[bucket].relocate(&mut TimerLinks(nodes), from, to);
+    pub(crate) fn relocate(&mut self, nodes: &mut impl TimerNodes, from: SlotId, to: SlotId) {
+        let deadline = nodes.deadline(to);
+        if deadline != NEVER {
+            let bucket = self.bucket_of(deadline);
+            self.buckets[bucket].relocate(&mut TimerLinks(&mut *nodes), from, to);
         }
     }
 
@@ -256,7 +296,7 @@ impl TimerWheel {
     /// must look: a passed coarse bucket may hold only later deadlines).
     /// O(levels).
     #[inline]
-    pub fn nothing_due(&self, now: Tick) -> bool {
+    pub(crate) fn nothing_due(&self, now: Tick) -> bool {
         if self.len == 0 {
             return true;
         }
@@ -264,15 +304,21 @@ impl TimerWheel {
             return true;
         };
         let start = self.bucket_start(level, slot);
-        let target = tick_of(now);
+        let target = wheel_tick(now);
         start > target || (level == 0 && start == target && self.earliest[slot] > now)
     }
 
-    /// Moves the wheel to `now`, descheduling every node whose deadline is
-    /// `<= now` and appending it to `due`; nodes of passed buckets that are
-    /// not due yet cascade to finer levels. Cost: O(due + cascaded + levels).
-    pub fn advance(&mut self, nodes: &mut impl TimerNodes, now: Tick, due: &mut Vec<SlotId>) {
-        let target = tick_of(now);
+    /// Moves the wheel to `now`, taking out every node whose deadline is
+    /// `<= now` and appending it to `due` (its deadline becomes [`NEVER`]);
+    /// nodes of passed buckets that are not due yet cascade to finer
+    /// levels. Cost: O(due + cascaded + levels).
+    pub(crate) fn advance(
+        &mut self,
+        nodes: &mut impl TimerNodes,
+        now: Tick,
+        due: &mut Vec<SlotId>,
+    ) {
+        let target = wheel_tick(now);
         while let Some((level, slot)) = self.next_occupied() {
             let start = self.bucket_start(level, slot);
             if start > target {
@@ -291,9 +337,10 @@ impl TimerWheel {
             let mut cursor = std::mem::take(&mut self.buckets[bucket]).head;
             self.occupied[level] &= !(1 << slot);
             while let Some(id) = cursor {
-                cursor = std::mem::take(nodes.timer_link(id)).next;
+                cursor = std::mem::take(nodes.timer_link_mut(id)).next;
                 self.len -= 1;
-                let deadline = *nodes.deadline(id);
+                let deadline = nodes.deadline(id);
+                nodes.set_deadline(id, NEVER);
                 if deadline <= now {
                     due.push(id);
                 } else {
@@ -318,9 +365,10 @@ impl TimerWheel {
         let mut cursor = list.head;
         while let Some(id) = cursor {
             cursor = nodes.timer_link(id).next;
-            let deadline = *nodes.deadline(id);
+            let deadline = nodes.deadline(id);
             if deadline <= now {
-                list.unlink(&mut TimerLinks(nodes), id);
+                list.unlink(&mut TimerLinks(&mut *nodes), id);
+                nodes.set_deadline(id, NEVER);
                 self.len -= 1;
                 due.push(id);
             } else if self.sorted & bit != 0 {
@@ -336,9 +384,9 @@ impl TimerWheel {
         }
     }
 
-    /// Forgets every node (their links are left as they are: the caller is
-    /// dropping them too). Keeps the wheel's time.
-    pub fn clear(&mut self) {
+    /// Forgets every node, for a caller that drops them all too (their
+    /// fields are left as they are). Keeps the wheel's time.
+    pub(crate) fn clear(&mut self) {
         self.buckets.fill(List::default());
         self.occupied = [0; LEVELS];
         self.earliest = [NEVER; SLOTS];
@@ -346,17 +394,23 @@ impl TimerWheel {
         self.len = 0;
     }
 
+    /// Bytes of heap the wheel holds: its buckets, whatever it files.
+    pub(crate) fn heap_size(&self) -> usize {
+        std::mem::size_of_val(&*self.buckets)
+    }
+
     /// Checks every invariant in the module docs; returns the scheduled ids.
     ///
     /// # Panics
     /// On any inconsistency.
-    pub fn validate(&self, nodes: &mut impl TimerNodes, limit: usize) -> Vec<SlotId> {
+    #[cfg(any(test, fuzzing))]
+    pub(crate) fn validate(&self, nodes: &impl TimerNodes, limit: usize) -> Vec<SlotId> {
         let mut all = Vec::new();
         for level in 0..LEVELS {
             let group = (self.elapsed >> (SLOT_BITS * level as u32)) & SLOT_MASK;
             for slot in 0..SLOTS {
                 let bucket = level * SLOTS + slot;
-                let ids = self.buckets[bucket].collect(&mut TimerLinks(nodes), limit);
+                let ids = self.buckets[bucket].collect(&TimerLinks(nodes), limit);
                 let bit = self.occupied[level] & (1 << slot) != 0;
                 assert_eq!(
                     bit,
@@ -376,15 +430,12 @@ impl TimerWheel {
                 }
                 let mut previous = 0;
                 for &id in &ids {
-                    let deadline = *nodes.deadline(id);
-                    assert_eq!(self.bucket_of(nodes, id), Some(bucket), "bucket of {id:?}");
+                    let deadline = nodes.deadline(id);
                     assert_ne!(deadline, NEVER, "{id:?} scheduled with NEVER");
-                    let expected = self.position(tick_of(deadline).max(self.elapsed));
                     assert_eq!(
-                        expected,
-                        (level, slot),
-                        "{id:?} deadline {} misplaced",
-                        deadline
+                        self.bucket_of(deadline),
+                        bucket,
+                        "{id:?} deadline {deadline} misplaced"
                     );
                     if level == 0 {
                         assert!(self.earliest[slot] <= deadline, "earliest of {slot}");
@@ -405,87 +456,100 @@ impl TimerWheel {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::model::WheelHarness;
     use rand::rngs::SmallRng;
     use rand::{Rng, SeedableRng};
-    use std::collections::{BTreeSet, HashSet};
 
-    fn id(i: usize) -> SlotId {
-        SlotId::from_index(i)
+    /// Level and slot of each wheel tick from `elapsed`, and the first tick
+    /// of that bucket, at every level boundary.
+    #[test]
+    fn positions_at_every_level_boundary() {
+        let wheel = TimerWheel::new(0);
+        let mut cases = vec![(0, (0, 0)), (1, (0, 1)), (63, (0, 63))];
+        for level in 1..LEVELS {
+            let span = 1u64 << (SLOT_BITS * level as u32);
+            // The first tick of the level, the last of its first bucket,
+            // the first of its second, and its last.
+            cases.push((span, (level, 1)));
+            cases.push((2 * span - 1, (level, 1)));
+            cases.push((2 * span, (level, 2)));
+            cases.push((64 * span - 1, (level, 63)));
+        }
+        // The last wheel tick of the u64 nanosecond range: 44 bits, so the top
+        // level uses 2 of its 6.
+        cases.push((wheel_tick(NEVER - 1), (LEVELS - 1, 3)));
+        for (tick, expected) in cases {
+            assert_eq!(wheel.position(tick), expected, "tick {tick:#x}");
+            let (level, slot) = expected;
+            let start = wheel.bucket_start(level, slot);
+            let width = 1u64 << (SLOT_BITS * level as u32);
+            assert!(
+                start <= tick && tick - start < width,
+                "tick {tick:#x} outside its bucket at {start:#x}"
+            );
+        }
     }
 
-    /// The model: the set of (deadline, id) scheduled.
-    struct Harness {
-        wheel: TimerWheel,
-        nodes: TimerNodeVec,
-        model: BTreeSet<(Tick, usize)>,
-        now: Tick,
+    /// From a non-zero `elapsed`, the level is that of the highest group
+    /// that differs, and a bucket is named by the tick's own bits.
+    #[test]
+    fn positions_relative_to_elapsed() {
+        let elapsed: WheelTick = 0x0123_4567_89ab;
+        let wheel = TimerWheel::new(elapsed << TICK_SHIFT);
+        assert_eq!(wheel.elapsed, elapsed);
+        let cases = [
+            (elapsed, (0, (elapsed & SLOT_MASK) as usize)),
+            // The rest of the level-0 rotation stays at level 0.
+            (elapsed | SLOT_MASK, (0, 63)),
+            // The next rotation is level 1, named by group 1 of the tick.
+            (
+                (elapsed | SLOT_MASK) + 1,
+                (1, (((elapsed >> 6) + 1) & SLOT_MASK) as usize),
+            ),
+            // A tick differing only in group 3.
+            (
+                elapsed + (1 << 18),
+                (3, (((elapsed >> 18) + 1) & SLOT_MASK) as usize),
+            ),
+            // A tick differing in the top group the wheel has.
+            (
+                elapsed | (1 << 42),
+                (7, (((elapsed | (1 << 42)) >> 42) & SLOT_MASK) as usize),
+            ),
+        ];
+        for (tick, expected) in cases {
+            assert_eq!(wheel.position(tick), expected, "tick {tick:#x}");
+        }
+        // A level's bucket starts in the current rotation of that level.
+        assert_eq!(wheel.bucket_start(0, 0), elapsed & !SLOT_MASK);
+        assert_eq!(
+            wheel.bucket_start(2, 5),
+            (elapsed & !((1 << 18) - 1)) | (5 << 12)
+        );
     }
 
-    impl Harness {
-        fn new(n: usize, now: Tick) -> Self {
-            Harness {
-                wheel: TimerWheel::new(now),
-                nodes: TimerNodeVec(vec![TimerNode::default(); n]),
-                model: BTreeSet::new(),
-                now,
+    /// A deadline exactly on a bucket edge, one before and one after, falls
+    /// due at exactly its nanosecond, from every level.
+    #[test]
+    fn deadlines_on_bucket_edges_fall_due_exactly() {
+        for level in 0..LEVELS as u32 {
+            let edge: Tick = 1 << (TICK_SHIFT + SLOT_BITS * level);
+            let mut h = WheelHarness::new(3, 0);
+            for (index, deadline) in [edge - 1, edge, edge + 1].into_iter().enumerate() {
+                h.schedule(index, deadline);
             }
-        }
-
-        fn schedule(&mut self, i: usize, deadline: Tick) {
-            if self.wheel.is_scheduled(&mut self.nodes, id(i)) {
-                self.deschedule(i);
+            h.check();
+            for now in [edge - 2, edge - 1, edge, edge + 1] {
+                h.advance(now, true);
+                h.check();
             }
-            self.wheel.schedule(&mut self.nodes, id(i), deadline);
-            self.model.insert((deadline, i));
-        }
-
-        fn deschedule(&mut self, i: usize) {
-            let node = self.nodes.0[i];
-            if self.wheel.is_scheduled(&mut self.nodes, id(i)) {
-                self.model.remove(&(node.deadline, i));
-            }
-            self.wheel.deschedule(&mut self.nodes, id(i));
-        }
-
-        fn advance(&mut self, now: Tick) {
-            self.now = now;
-            let mut due = Vec::new();
-            if self.wheel.nothing_due(now) {
-                assert!(
-                    self.model.first().is_none_or(|&(d, _)| d > now),
-                    "nothing_due lied at {now}"
-                );
-            }
-            self.wheel.advance(&mut self.nodes, now, &mut due);
-            let mut got: Vec<usize> = due.iter().map(|id| id.index()).collect();
-            got.sort_unstable();
-            let mut expected: Vec<usize> = Vec::new();
-            while let Some(&(deadline, i)) = self.model.first() {
-                if deadline > now {
-                    break;
-                }
-                self.model.pop_first();
-                expected.push(i);
-            }
-            expected.sort_unstable();
-            assert_eq!(got, expected, "due set at now={now}");
-        }
-
-        fn validate(&mut self) {
-            let ids: HashSet<usize> = self
-                .wheel
-                .validate(&mut self.nodes, usize::MAX)
-                .iter()
-                .map(|id| id.index())
-                .collect();
-            let model: HashSet<usize> = self.model.iter().map(|&(_, i)| i).collect();
-            assert_eq!(ids, model);
+            assert_eq!(h.len(), 0, "level {level}");
         }
     }
 
     fn random_walk(seed: u64, start: Tick, steps: usize, n: usize, max_step: u64) {
         let mut rng = SmallRng::seed_from_u64(seed);
-        let mut h = Harness::new(n, start);
+        let mut h = WheelHarness::new(n, start);
         for _ in 0..steps {
             match rng.random_range(0..10) {
                 0..=4 => {
@@ -520,17 +584,17 @@ mod tests {
                         _ => rng.random_range(0..max_step),
                     };
                     let now = h.now.saturating_add(step).min(NEVER - 1);
-                    h.advance(now);
+                    h.advance(now, true);
                 }
             }
             if rng.random_ratio(1, 50) {
-                h.validate();
+                h.check();
             }
         }
-        h.validate();
-        h.advance(NEVER - 1);
+        h.check();
+        h.advance(NEVER - 1, true);
         assert!(h.wheel.is_empty());
-        h.validate();
+        h.check();
     }
 
     #[test]
@@ -560,7 +624,7 @@ mod tests {
     fn a_million_entries_expire_in_deadline_batches() {
         let n = 1_000_000;
         let mut rng = SmallRng::seed_from_u64(7);
-        let mut h = Harness::new(n, 0);
+        let mut h = WheelHarness::new(n, 0);
         for i in 0..n {
             // Deadlines spread over about 17 minutes, some of them shared.
             h.schedule(i, rng.random_range(1..1 << 40));
@@ -568,13 +632,13 @@ mod tests {
         for i in (0..n).step_by(3) {
             h.deschedule(i);
         }
-        h.validate();
+        h.check();
         let mut now = 0;
-        while !h.model.is_empty() {
+        while h.len() > 0 {
             now += rng.random_range(0..1 << 36);
-            h.advance(now);
+            h.advance(now, true);
         }
-        h.validate();
+        h.check();
         assert!(h.wheel.is_empty());
     }
 
@@ -582,43 +646,58 @@ mod tests {
     fn nothing_due_costs_no_walk_in_a_big_wheel() {
         // The current bucket holds many entries not yet due: `advance` must
         // not touch them while `earliest` says so.
-        let mut h = Harness::new(10_000, 0);
+        let mut h = WheelHarness::new(10_000, 0);
         for i in 0..10_000 {
             h.schedule(i, 500_000 + i as u64);
         }
         assert!(h.wheel.nothing_due(499_999));
-        h.advance(499_999);
-        h.advance(500_000);
-        assert_eq!(h.model.len(), 9_999);
-        h.validate();
+        h.advance(499_999, true);
+        h.advance(500_000, true);
+        assert_eq!(h.len(), 9_999);
+        h.check();
     }
 
     #[test]
     fn sorted_buckets_pop_from_the_front_and_unsorted_are_walked() {
-        let mut h = Harness::new(8, 0);
+        let mut h = WheelHarness::new(8, 0);
         for (i, d) in [(0, 100), (1, 200), (2, 300)] {
             h.schedule(i, d);
         }
         assert_ne!(h.wheel.sorted & 1, 0);
         h.schedule(3, 150);
         assert_eq!(h.wheel.sorted & 1, 0);
-        h.advance(160);
-        h.advance(250);
-        h.advance(1 << TICK_SHIFT);
-        h.validate();
+        h.advance(160, true);
+        h.advance(250, true);
+        h.advance(1 << TICK_SHIFT, true);
+        h.check();
         assert!(h.wheel.is_empty());
     }
 
     #[test]
     fn a_jump_of_years_reaps_everything_due() {
-        let mut h = Harness::new(4, 0);
+        let mut h = WheelHarness::new(4, 0);
         h.schedule(0, 1);
         h.schedule(1, 1 << 50);
         h.schedule(2, NEVER - 1);
-        h.advance(1 << 62);
-        assert_eq!(h.model.len(), 1);
-        h.validate();
-        h.advance(NEVER - 1);
+        h.advance(1 << 62, true);
+        assert_eq!(h.len(), 1);
+        h.check();
+        h.advance(NEVER - 1, true);
         assert!(h.wheel.is_empty());
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "is not in its bucket")]
+    fn descheduling_a_node_its_deadline_does_not_place_is_caught() {
+        let mut wheel = TimerWheel::new(0);
+        let mut nodes = TimerNodeVec(vec![TimerNode::default(); 3]);
+        let id = SlotId::from_index;
+        wheel.schedule(&mut nodes, id(0), 10 << TICK_SHIFT);
+        wheel.schedule(&mut nodes, id(1), 10 << TICK_SHIFT);
+        wheel.schedule(&mut nodes, id(2), 20 << TICK_SHIFT);
+        // Someone other than the wheel moves a deadline.
+        nodes.set_deadline(id(0), 20 << TICK_SHIFT);
+        wheel.deschedule(&mut nodes, id(0));
     }
 }

@@ -28,7 +28,8 @@ fn is_plain_builtin(value: &Bound<'_, PyAny>) -> bool {
 }
 
 /// The value's size (calling its `item_size()` once, if it has one) and
-/// whether it had a `close` attribute when it was set (the entry's tag).
+/// whether it had a `close` attribute when it was set (the entry's
+/// `needs_close`).
 pub(crate) fn measure(value: &Bound<'_, PyAny>) -> PyResult<(u64, bool)> {
     if is_plain_builtin(value) {
         return Ok((1, false));
@@ -146,10 +147,10 @@ fn close_each(py: Python<'_>, released: &mut Released<Py<PyString>, Py<PyAny>>) 
 /// dropping a `Py` defers the release to pyo3's pool when pyo3 has not
 /// counted the thread as attached, as in the `fastcall` entries.
 #[inline]
-pub(crate) fn close_one(py: Python<'_>, entry: ReleasedEntry<Py<PyString>, Py<PyAny>>) {
+fn close_one(py: Python<'_>, entry: ReleasedEntry<Py<PyString>, Py<PyAny>>) {
     let key = entry.key.into_bound(py);
     let value = entry.value.into_bound(py);
-    if entry.tag {
+    if entry.needs_close {
         call_close(&value);
     }
     drop((key, value));

@@ -22,12 +22,12 @@ use pyo3::types::PyString;
 use pyo3::{PyTraverseError, PyVisit};
 
 use self::args::{Arg, Ttl};
-use self::callbacks::{close_one, close_released};
+use self::callbacks::close_released;
 use self::key::Key;
 use crate::clock::{Clock, ManualClock};
-use crate::engine::prefetch::prefetch;
+use crate::engine::prefetch;
 use crate::engine::time::Tick;
-use crate::engine::{Cache, Config, InsertError, NewEntry, ReleaseReason, Released};
+use crate::engine::{Cache, Config, InsertError, NewEntry, Released};
 
 type Engine = Cache<Py<PyString>, Py<PyAny>>;
 
@@ -162,7 +162,7 @@ impl FlexCachePy {
         let parsed_key = Key::from_object(key)?;
         let ttl = args::ttl(ttl)?;
         // User code runs here, before the cache is borrowed.
-        let (size, tag) = callbacks::measure(value)?;
+        let (size, needs_close) = callbacks::measure(value)?;
         let mut released = Released::new();
         let result = {
             let mut this = slf.try_borrow_mut()?;
@@ -178,7 +178,7 @@ impl FlexCachePy {
                 value: value.clone().unbind(),
                 size,
                 deadline,
-                tag,
+                needs_close,
             };
             let result =
                 this.inner
@@ -237,18 +237,14 @@ impl FlexCachePy {
     fn delete<'py>(slf: &Bound<'py, Self>, key: &Bound<'py, PyAny>) -> PyResult<bool> {
         let key = Key::from_object(key)?;
         let mut released = Released::new();
-        let removed = {
+        let live = {
             let mut this = slf.try_borrow_mut()?;
             let now = this.lookup_now();
             this.inner
                 .remove(key.hash, |stored| key.matches(stored), now, &mut released)
         };
         close_released(slf.py(), released);
-        Ok(removed.is_some_and(|entry| {
-            let live = entry.reason == ReleaseReason::Deleted;
-            close_one(slf.py(), entry);
-            live
-        }))
+        Ok(live)
     }
 
     /// Reaps every expired entry now, whatever `scan_interval` says.
