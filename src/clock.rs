@@ -22,6 +22,7 @@ pub struct ManualClock {
 }
 
 impl ManualClock {
+    #[must_use]
     pub fn new() -> Self {
         ManualClock {
             nanos: AtomicU64::new(0),
@@ -71,6 +72,7 @@ pub enum Clock {
 }
 
 impl Clock {
+    #[must_use]
     pub fn monotonic() -> Self {
         let clock = quanta::Clock::new();
         let origin = clock.raw();
@@ -81,6 +83,7 @@ impl Clock {
     /// (an already-past datetime) is never mistaken for "never", even on a
     /// manual clock advanced to the end of its range.
     #[inline]
+    #[must_use]
     pub fn now(&self) -> Tick {
         let now = match self {
             Clock::Monotonic { clock, origin } => clock.delta_as_nanos(*origin, clock.raw()),
@@ -91,6 +94,7 @@ impl Clock {
 
     /// Seconds since the Unix epoch, as this clock sees the wall: a manual
     /// clock's wall time moves with it.
+    #[must_use]
     pub fn wall_seconds(&self) -> f64 {
         match self {
             Clock::Monotonic { .. } => system_wall_seconds(),

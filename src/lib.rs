@@ -1,4 +1,4 @@
-//! FlexCache: an in-memory cache with per-item TTL and exact LRU/FIFO or
+//! `FlexCache`: an in-memory cache with per-item TTL and exact LRU/FIFO or
 //! random eviction.
 //!
 //! The crate has two layers. [`engine`] is pure Rust: an arena of entries

@@ -34,7 +34,7 @@ pub(crate) struct List {
 
 impl List {
     #[inline]
-    pub(crate) fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(self) -> bool {
         self.head.is_none()
     }
 
@@ -42,7 +42,7 @@ impl List {
     /// neighbours point back at it, and where it has none it is this list's
     /// head or tail. O(1), so a node in the middle of another list passes;
     /// for the `debug_assert!`s of the operations that require membership.
-    pub(crate) fn may_hold(&self, nodes: &impl Links, id: SlotId) -> bool {
+    pub(crate) fn may_hold(self, nodes: &impl Links, id: SlotId) -> bool {
         let Link { prev, next } = *nodes.link(id);
         let before = match prev {
             Some(prev) => nodes.link(prev).next == Some(id),
@@ -146,7 +146,7 @@ impl List {
     /// # Panics
     /// On a broken link or a cycle longer than `limit`.
     #[cfg(any(test, fuzzing))]
-    pub(crate) fn collect(&self, nodes: &impl Links, limit: usize) -> Vec<SlotId> {
+    pub(crate) fn collect(self, nodes: &impl Links, limit: usize) -> Vec<SlotId> {
         let mut out = Vec::new();
         let mut prev = None;
         let mut cursor = self.head;

@@ -155,11 +155,13 @@ enum Indexed {
 
 impl<K, V> Cache<K, V> {
     /// A cache whose clock starts at `now`; `random` gets an OS-seeded RNG.
+    #[must_use]
     pub fn new(config: Config, now: Tick) -> Self {
         Self::with_rng(config, now, SmallRng::from_os_rng())
     }
 
     /// As [`Cache::new`] with a seeded RNG, for reproducible tests.
+    #[must_use]
     pub fn with_seed(config: Config, now: Tick, seed: u64) -> Self {
         Self::with_rng(config, now, SmallRng::seed_from_u64(seed))
     }
@@ -184,29 +186,34 @@ impl<K, V> Cache<K, V> {
         }
     }
 
+    #[must_use]
     pub fn config(&self) -> &Config {
         &self.config
     }
 
     /// Entries held, expired but unreaped ones included.
     #[inline]
+    #[must_use]
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
     #[inline]
+    #[must_use]
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
     /// Sum of the sizes of the entries held.
     #[inline]
+    #[must_use]
     pub fn bytes(&self) -> u128 {
         self.bytes
     }
 
     /// Bytes of heap memory the cache's own structures hold (not the keys'
     /// and values' own memory, which the caller owns).
+    #[must_use]
     pub fn heap_size(&self) -> usize {
         self.entries.heap_size()
             + self.index.heap_size()
@@ -223,6 +230,7 @@ impl<K, V> Cache<K, V> {
     /// interval the gate itself needs the true time (SPEC: the interval
     /// counts from the last scan, even one that found nothing).
     #[inline]
+    #[must_use]
     pub fn needs_time(&self) -> bool {
         !self.wheel.is_empty()
             || (self.config.scan_interval != 0 && self.config.scan_interval != NEVER)
@@ -230,6 +238,7 @@ impl<K, V> Cache<K, V> {
 
     /// The latest `now` any operation has passed.
     #[inline]
+    #[must_use]
     pub fn latest_now(&self) -> Tick {
         self.latest_now
     }
@@ -288,6 +297,9 @@ impl<K, V> Cache<K, V> {
     /// Stores a new entry. `eq` must match the new key. Refuses a key held
     /// by a live entry and a size over `max_bytes`; otherwise reaps an
     /// expired holder of the key, makes room and stores the entry.
+    ///
+    /// # Errors
+    /// [`InsertError`], handing the key and value back, when it refuses.
     pub fn insert(
         &mut self,
         new: NewEntry<K, V>,
@@ -484,6 +496,7 @@ impl<K, V> Cache<K, V> {
     /// knows it without drawing, so that a caller who will drop them can
     /// prefetch them now (see [`prefetch`]). Changes nothing.
     #[inline]
+    #[must_use]
     pub fn upcoming_victim(&self) -> Option<(&K, &V)> {
         let entry = self
             .entries
@@ -546,6 +559,7 @@ impl<K, V> Cache<K, V> {
     /// Keys in eviction order (LRU/FIFO: next victim first; random: slot
     /// order); empty for a cache without limits, which keeps no order.
     #[cfg(any(test, fuzzing))]
+    #[must_use]
     pub fn eviction_order(&self) -> Vec<&K> {
         let ids = self.policy.validate(&self.entries).unwrap_or_default();
         ids.into_iter()

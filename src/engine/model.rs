@@ -663,10 +663,9 @@ pub fn run(data: &[u8]) {
             5..=7 => Op::Get(input.below(KEYS)),
             8 => Op::Contains(input.below(KEYS)),
             9 | 10 => Op::Remove(input.below(KEYS)),
-            11 => Op::Scan,
-            // Rarer than the rest: a clear empties everything it follows.
+            // A clear is rarer than the rest: it empties everything it follows.
             12 if input.below(4) == 0 => Op::Clear,
-            12 => Op::Scan,
+            11 | 12 => Op::Scan,
             _ => {
                 harness.advance(&mut input);
                 continue;

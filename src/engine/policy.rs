@@ -37,6 +37,7 @@ impl EvictionPolicy {
         EvictionPolicy::Random,
     ];
 
+    #[must_use]
     pub fn name(self) -> &'static str {
         match self {
             EvictionPolicy::Lru => "lru",
@@ -45,6 +46,7 @@ impl EvictionPolicy {
         }
     }
 
+    #[must_use]
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|policy| policy.name() == name)
     }

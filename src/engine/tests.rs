@@ -410,8 +410,8 @@ fn distant_deadlines_never_overflow() {
 
 #[test]
 fn arena_slots_are_reused_after_churn() {
-    let mut d = Driver::new(EvictionPolicy::Lru, 4, 0);
     const KEYS: [&str; 8] = ["a", "b", "c", "d", "e", "f", "g", "h"];
+    let mut d = Driver::new(EvictionPolicy::Lru, 4, 0);
     for round in 0..100 {
         for (i, key) in KEYS.iter().enumerate() {
             let _ = d.set(key, (round * 8 + i) as u32, 1, Some(3));

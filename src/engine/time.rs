@@ -18,6 +18,7 @@ pub const NANOS_PER_SECOND: u64 = 1_000_000_000;
 
 /// `now + ttl`, saturating to [`NEVER`] for deadlines past the clock's range.
 #[inline]
+#[must_use]
 pub fn deadline_after(now: Tick, ttl_nanos: u64) -> Tick {
     now.saturating_add(ttl_nanos)
 }
@@ -26,6 +27,7 @@ pub fn deadline_after(now: Tick, ttl_nanos: u64) -> Tick {
 /// least one nanosecond; saturates to `u64::MAX` for huge values and
 /// infinity. `seconds` must be `>= 0` and not NaN.
 #[inline]
+#[must_use]
 pub fn seconds_to_nanos(seconds: f64) -> u64 {
     debug_assert!(seconds >= 0.0, "negative or NaN seconds: {seconds}");
     let nanos = (seconds * NANOS_PER_SECOND as f64).ceil();

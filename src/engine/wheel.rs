@@ -179,7 +179,7 @@ impl TimerWheel {
             self.elapsed
         );
         let differing = (tick ^ self.elapsed) | SLOT_MASK;
-        let level = ((63 - differing.leading_zeros()) / SLOT_BITS) as usize;
+        let level = (differing.ilog2() / SLOT_BITS) as usize;
         let slot = ((tick >> (SLOT_BITS * level as u32)) & SLOT_MASK) as usize;
         (level, slot)
     }
