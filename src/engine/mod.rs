@@ -406,12 +406,12 @@ impl<K, V> Cache<K, V> {
     fn expire_due(&mut self, now: Tick, released: &mut Released<K, V>) {
         self.last_scan = now;
         if !self.wheel.nothing_due(now) {
-            self.release_due(now, released);
+            self.expire_from_wheel(now, released);
         }
     }
 
     #[inline(never)]
-    fn release_due(&mut self, now: Tick, released: &mut Released<K, V>) {
+    fn expire_from_wheel(&mut self, now: Tick, released: &mut Released<K, V>) {
         let mut due = std::mem::take(&mut self.due);
         self.wheel.advance(&mut self.entries, now, &mut due);
         released.reserve(due.len());

@@ -711,6 +711,7 @@ impl WheelHarness {
     }
 
     /// Nodes scheduled, by the model.
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.model.len()
     }
