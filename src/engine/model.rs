@@ -573,9 +573,13 @@ impl Harness {
                 );
             }
             Op::Remove(key) => {
-                let live = self
+                let removed = self
                     .cache
                     .remove(hash_of(key), |k| *k == key, now, &mut released);
+                let live = removed
+                    .as_ref()
+                    .is_some_and(|entry| entry.reason == ReleaseReason::Deleted);
+                released.extend(removed);
                 let engine = Self::unpack(released);
                 let expected = self.model.remove(key, now, &mut model);
                 assert_eq!(live, expected, "step {step} {op:?} at {now}: result");

@@ -81,9 +81,13 @@ impl Driver {
 
     fn delete(&mut self, key: &'static str) -> bool {
         let mut released = Released::new();
-        let live = self
+        let removed = self
             .cache
             .remove(hash_of(key), |k| *k == key, self.now, &mut released);
+        let live = removed
+            .as_ref()
+            .is_some_and(|entry| entry.reason == ReleaseReason::Deleted);
+        released.extend(removed);
         self.collect(released);
         self.cache.validate();
         live

@@ -212,12 +212,18 @@ impl TimerWheel {
     /// Gives `id`, not in the wheel, the deadline `deadline`, filing it in
     /// its bucket unless the deadline is [`NEVER`]. A deadline already past
     /// goes into the current bucket, to be reaped by the next `advance`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn schedule(&mut self, nodes: &mut impl TimerNodes, id: SlotId, deadline: Tick) {
         debug_assert!(!Self::is_scheduled(nodes, id), "{id:?} already scheduled");
-        if deadline == NEVER {
-            return;
+        // Most entries have no deadline: that test is all they pay, inline.
+        if deadline != NEVER {
+            self.file(nodes, id, deadline);
         }
+    }
+
+    /// Files `id` in the bucket of `deadline`, not [`NEVER`].
+    #[inline]
+    fn file(&mut self, nodes: &mut impl TimerNodes, id: SlotId, deadline: Tick) {
         let bucket = self.bucket_of(deadline);
         let (level, slot) = (bucket / SLOTS, bucket % SLOTS);
         if level == 0 {
@@ -344,7 +350,7 @@ impl TimerWheel {
                 if deadline <= now {
                     due.push(id);
                 } else {
-                    self.schedule(nodes, id, deadline);
+                    self.file(nodes, id, deadline);
                 }
             }
         }

@@ -147,7 +147,7 @@ fn close_each(py: Python<'_>, released: &mut Released<Py<PyString>, Py<PyAny>>) 
 /// dropping a `Py` defers the release to pyo3's pool when pyo3 has not
 /// counted the thread as attached, as in the `fastcall` entries.
 #[inline]
-fn close_one(py: Python<'_>, entry: ReleasedEntry<Py<PyString>, Py<PyAny>>) {
+pub(crate) fn close_one(py: Python<'_>, entry: ReleasedEntry<Py<PyString>, Py<PyAny>>) {
     let key = entry.key.into_bound(py);
     let value = entry.value.into_bound(py);
     if entry.needs_close {

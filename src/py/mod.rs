@@ -22,12 +22,12 @@ use pyo3::types::PyString;
 use pyo3::{PyTraverseError, PyVisit};
 
 use self::args::{Arg, Ttl};
-use self::callbacks::close_released;
+use self::callbacks::{close_one, close_released};
 use self::key::Key;
 use crate::clock::{Clock, ManualClock};
 use crate::engine::prefetch;
 use crate::engine::time::Tick;
-use crate::engine::{Cache, Config, InsertError, NewEntry, Released};
+use crate::engine::{Cache, Config, InsertError, NewEntry, ReleaseReason, Released};
 
 type Engine = Cache<Py<PyString>, Py<PyAny>>;
 
@@ -237,14 +237,18 @@ impl FlexCachePy {
     fn delete<'py>(slf: &Bound<'py, Self>, key: &Bound<'py, PyAny>) -> PyResult<bool> {
         let key = Key::from_object(key)?;
         let mut released = Released::new();
-        let live = {
+        let removed = {
             let mut this = slf.try_borrow_mut()?;
             let now = this.lookup_now();
             this.inner
                 .remove(key.hash, |stored| key.matches(stored), now, &mut released)
         };
         close_released(slf.py(), released);
-        Ok(live)
+        Ok(removed.is_some_and(|entry| {
+            let live = entry.reason == ReleaseReason::Deleted;
+            close_one(slf.py(), entry);
+            live
+        }))
     }
 
     /// Reaps every expired entry now, whatever `scan_interval` says.
