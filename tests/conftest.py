@@ -14,6 +14,13 @@ Time
     ``clock`` is a fresh :class:`flexcache.testing.ManualClock`; no test sleeps
     to make an entry expire.
 
+Tracked expectations (importable: ``from conftest import Expect, Val, filled, MISSING``)
+    ``Expect(cache)`` records what a test believes the cache holds; ``verify()`` then checks
+    the cache against it: ``items`` equals the number of live keys, ``bytes`` the sum of
+    their sizes, every tracked key ``get``-able as its value and every other key absent.
+    ``Val(name, size)`` is a value whose ``item_size()`` returns (or raises) ``size``, with a
+    counted ``close()``; ``filled()`` is a cache at its item limit holding a, b, c.
+
 Unraisable errors
     ``unraisable`` installs a recording ``sys.unraisablehook`` for one test and
     returns the list of ``UnraisableHookArgs`` it received (as plain tuples of
@@ -29,7 +36,7 @@ Consistency
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import pytest
 from flexcache import FlexCache
@@ -161,3 +168,79 @@ def busy_switching() -> Iterator[None]:
         yield
     finally:
         sys.setswitchinterval(saved)
+
+
+# --- Tracked expectations (the tests moved from test_adversarial.py use them) ---
+
+MISSING = object()
+
+
+class Expect:
+    """What a test believes the cache holds: key -> (value, size)."""
+
+    def __init__(self, cache: FlexCache) -> None:
+        self.cache = cache
+        self.live: dict[str, tuple[object, int]] = {}
+
+    def add(self, key: str, value: object, size: int = 1) -> None:
+        self.live[key] = (value, size)
+
+    def remove(self, key: str) -> None:
+        del self.live[key]
+
+    def set(self, key: str, value: object, size: int = 1, **kwargs: object) -> None:
+        self.cache.set(key, value, **kwargs)
+        self.add(key, value, size)
+
+    def verify(self, absent: Iterable[str] = ()) -> None:
+        cache = self.cache
+        check_cache(cache)
+        assert cache.items == len(self.live), (cache, sorted(self.live))
+        assert cache.bytes == sum(size for _, size in self.live.values())
+        for key, (value, _) in self.live.items():
+            assert key in cache, key
+            assert cache.get(key, MISSING) is value, key
+        for key in absent:
+            if key not in self.live:
+                assert key not in cache, key
+                assert cache.get(key, MISSING) is MISSING, key
+
+
+class Val:
+    """A value whose ``item_size()`` returns (or raises) ``size``, with a counted ``close()``."""
+
+    def __init__(
+        self,
+        name: str,
+        size: object = 1,
+        on_close: Callable[[Val], object] | None = None,
+    ) -> None:
+        self.name = name
+        self.size = size
+        self.size_calls = 0
+        self.closes = 0
+        self.on_close = on_close
+
+    def item_size(self) -> object:
+        self.size_calls += 1
+        if isinstance(self.size, BaseException):
+            raise self.size
+        return self.size
+
+    def close(self) -> None:
+        self.closes += 1
+        if self.on_close is not None:
+            self.on_close(self)
+
+    def __repr__(self) -> str:
+        return f"<Val {self.name} closes={self.closes}>"
+
+
+def filled(max_items: int = 3, max_bytes: int = 0, **kwargs: object) -> tuple[Expect, list[Val]]:
+    """A cache at its item limit with values a, b, c of size 1 (oldest first)."""
+    cache = FlexCache("lru", max_items=max_items, max_bytes=max_bytes, **kwargs)
+    expect = Expect(cache)
+    values = [Val(name, 1) for name in "abc"]
+    for value in values:
+        expect.set(value.name, value, 1)
+    return expect, values

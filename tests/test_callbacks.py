@@ -5,11 +5,14 @@ from __future__ import annotations
 import gc
 import io
 import math
+import sys
 import types
 from collections.abc import Callable
 from decimal import Decimal
+from fractions import Fraction
 
 import pytest
+from conftest import MISSING, Expect, Val, check_cache, filled
 from flexcache import FlexCache
 from flexcache.testing import ManualClock
 
@@ -762,3 +765,374 @@ def test_item_size_sets_the_same_key(tracker, check) -> None:
     check(cache)
     assert cache.items == 1
     assert inner.closes + outer.closes <= 1
+
+
+# === Moved from test_adversarial.py: hostile item_size() and close() ==============================
+# Their helpers (Expect, Val, filled, MISSING) are in conftest.py.
+
+# --- item_size() -----------------------------------------------------------------------------
+
+
+class LyingIntSub(int):
+    """An int subclass that lies through every conversion hook: its value still counts."""
+
+    def __int__(self) -> int:
+        return 999
+
+    def __index__(self) -> int:
+        return 999
+
+    def __eq__(self, other: object) -> bool:
+        raise AssertionError("__eq__ must not be called")
+
+    __hash__ = int.__hash__
+
+
+@pytest.mark.parametrize(
+    ("result", "exc"),
+    [
+        (RuntimeError("item_size failed"), RuntimeError),
+        (KeyboardInterrupt(), KeyboardInterrupt),
+        (-1, ValueError),
+        (-(2**80), ValueError),
+        (2**80, ValueError),
+        (2**63, ValueError),
+        (2**64, ValueError),
+        (1.5, TypeError),
+        (1.0, TypeError),
+        (None, TypeError),
+        (True, TypeError),
+        (False, TypeError),
+        ("3", TypeError),
+        (Decimal(3), TypeError),
+        (Fraction(3), TypeError),
+        (LyingIntSub(-1), ValueError),
+        (LyingIntSub(2**70), ValueError),
+    ],
+    ids=repr,
+)
+def test_bad_item_size_changes_nothing(result: object, exc: type[BaseException]) -> None:
+    expect, old = filled()
+    bad = Val("bad", result)
+    with pytest.raises(exc):
+        expect.cache.set("bad", bad)
+    assert bad.size_calls == 1
+    assert bad.closes == 0
+    assert all(value.closes == 0 for value in old)
+    expect.verify(absent=["bad"])
+
+
+def test_item_size_int_subclass_counts_as_its_value() -> None:
+    cache = FlexCache(max_bytes=10)
+    expect = Expect(cache)
+    expect.set("k", Val("k", LyingIntSub(3)), 3)
+    expect.set("j", Val("j", LyingIntSub(7)), 7)
+    expect.verify()
+    big = Val("big", LyingIntSub(11))
+    with pytest.raises(ValueError):
+        cache.set("big", big)
+    expect.verify(absent=["big"])
+
+
+def test_item_size_max_u63_accepted_when_unlimited() -> None:
+    cache = FlexCache()
+    expect = Expect(cache)
+    top = 2**63 - 1
+    for name in "abc":
+        expect.set(name, Val(name, top), top)
+    expect.verify()
+    assert cache.bytes == 3 * top  # no wrap-around
+    assert cache.delete("b")
+    expect.remove("b")
+    expect.verify(absent=["b"])
+
+
+def test_item_size_max_u63_against_max_bytes() -> None:
+    top = 2**63 - 1
+    cache = FlexCache("fifo", max_bytes=top)
+    expect = Expect(cache)
+    first = Val("first", top)
+    expect.set("first", first, top)
+    second = Val("second", top)
+    expect.set("second", second, top)  # evicts first
+    expect.remove("first")
+    assert first.closes == 1
+    zero = Val("zero", 0)
+    expect.set("zero", zero, 0)  # 0 more fits beside a full budget
+    expect.verify(absent=["first"])
+
+
+class NotCallableSize:
+    item_size = 5
+    closes = 0
+
+    def close(self) -> None:
+        self.closes += 1
+
+
+def test_item_size_not_callable_is_type_error() -> None:
+    expect, old = filled()
+    value = NotCallableSize()
+    with pytest.raises(TypeError):
+        expect.cache.set("nc", value)
+    assert value.closes == 0
+    assert all(v.closes == 0 for v in old)
+    expect.verify(absent=["nc"])
+
+
+class HostileAttributes:
+    """``item_size``/``close`` lookups that raise something other than AttributeError."""
+
+    def __init__(self, bad: str) -> None:
+        self.bad = bad
+        self.closes = 0
+
+    def __getattr__(self, name: str) -> object:
+        if name == self.bad:
+            raise RuntimeError(f"looking up {name}")
+        raise AttributeError(name)
+
+
+@pytest.mark.parametrize("bad", ["item_size", "close"])
+def test_attribute_lookup_that_raises_refuses_the_set(bad: str) -> None:
+    expect, old = filled()
+    with pytest.raises(RuntimeError, match=bad):
+        expect.cache.set("h", HostileAttributes(bad))
+    assert all(v.closes == 0 for v in old)
+    expect.verify(absent=["h"])
+
+
+class CloseNotCallable:
+    close = 5
+
+
+def test_close_not_callable_is_reported_when_released(unraisable: list) -> None:
+    expect, _ = filled()
+    value = CloseNotCallable()
+    expect.set("nc", value)  # evicts a
+    expect.remove("a")
+    assert expect.cache.delete("nc")
+    expect.remove("nc")
+    assert len(unraisable) == 1
+    assert unraisable[0][0] is TypeError
+    expect.verify(absent=["a", "nc"])
+
+
+# --- close() ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "error", [RuntimeError("close failed"), KeyboardInterrupt(), SystemExit(3), GeneratorExit()]
+)
+@pytest.mark.parametrize("path", ["evict", "delete", "get_expired", "scan", "clear", "set_expired"])
+def test_raising_close_is_reported_and_operation_completes(
+    error: BaseException, path: str, unraisable: list, clock: ManualClock
+) -> None:
+    def boom(value: Val) -> None:
+        raise error
+
+    cache = FlexCache("lru", float("inf"), 2, clock=clock)
+    expect = Expect(cache)
+    a, b = Val("a", on_close=boom), Val("b", on_close=boom)
+    expect.set("a", a, ttl=5)
+    expect.set("b", b)
+    if path == "evict":
+        expect.set("c", Val("c"))
+        expect.remove("a")
+    elif path == "delete":
+        assert cache.delete("a") is True
+        expect.remove("a")
+    elif path == "get_expired":
+        clock.advance(5)
+        assert cache.get("a", MISSING) is MISSING
+        expect.remove("a")
+    elif path == "scan":
+        clock.advance(5)
+        cache.scan()
+        expect.remove("a")
+    elif path == "set_expired":
+        clock.advance(5)
+        new = Val("new")
+        cache.set("a", new)
+        expect.add("a", new)
+    else:
+        cache.clear()
+        expect.live.clear()
+    closed = [v for v in (a, b) if v.closes]
+    assert closed == ([a, b] if path == "clear" else [a])
+    assert all(v.closes == 1 for v in closed)
+    assert [report[1] for report in unraisable] == [error] * len(closed)
+    expect.verify(absent=["a", "b", "c"])
+
+
+def test_close_calls_back_into_everything(clock: ManualClock) -> None:
+    cache = FlexCache("lru", 0, 4, clock=clock)
+    expect = Expect(cache)
+    seen: list[object] = []
+
+    def busy(value: Val) -> None:
+        # The cache is consistent while close() runs: a is gone already.
+        assert "a" not in cache
+        check_cache(cache)
+        seen.append(cache.get("b"))
+        cache.set("from_close", "x")
+        assert cache.delete("c") is True
+        cache.scan()
+        seen.append((cache.items, cache.bytes, len(cache), "d" in cache, repr(cache)))
+
+    a, b, c, d = Val("a", on_close=busy), Val("b"), Val("c"), Val("d")
+    for value in (a, b, c, d):
+        expect.set(value.name, value)
+    assert cache.delete("a") is True
+    expect.remove("a")
+    expect.remove("c")
+    expect.add("from_close", "x")
+    assert seen[0] is b
+    assert seen[1][:4] == (3, 3, 3, True)
+    assert (a.closes, b.closes, c.closes, d.closes) == (1, 0, 1, 0)
+    expect.verify(absent=["a", "c"])
+
+
+def test_close_clears_the_cache() -> None:
+    cache = FlexCache()
+    expect = Expect(cache)
+    values = [Val(str(i)) for i in range(5)]
+    values[0].on_close = lambda v: cache.clear()
+    for value in values:
+        expect.set(value.name, value)
+    assert cache.delete("0")
+    expect.live.clear()
+    assert all(v.closes == 1 for v in values)
+    expect.verify(absent=[v.name for v in values])
+
+
+def test_close_deletes_its_own_key() -> None:
+    cache = FlexCache()
+    expect = Expect(cache)
+    results: list[bool] = []
+    a = Val("a", on_close=lambda v: results.append(cache.delete("a")))
+    expect.set("a", a)
+    expect.set("b", Val("b"))
+    assert cache.delete("a")
+    expect.remove("a")
+    assert results == [False]
+    assert a.closes == 1
+    expect.verify(absent=["a"])
+
+
+@pytest.mark.parametrize("how", ["delete", "evict", "expire", "clear"])
+def test_close_stores_itself_again(how: str, clock: ManualClock) -> None:
+    cache = FlexCache("fifo", 0, 2, clock=clock)
+    expect = Expect(cache)
+
+    def again(value: Val) -> None:
+        if value.closes == 1:
+            cache.set("a", value)
+
+    a = Val("a", on_close=again)
+    expect.set("a", a, ttl=10)
+    expect.set("b", Val("b"))
+    if how == "delete":
+        assert cache.delete("a")
+    elif how == "evict":
+        expect.set("c", Val("c"))  # evicts a; a comes back and evicts b
+        expect.remove("b")
+    elif how == "expire":
+        clock.advance(10)
+        cache.scan()
+    else:
+        cache.clear()
+        expect.live.clear()
+    expect.add("a", a)
+    assert a.closes == 1
+    expect.verify(absent=["b", "c"] if how != "delete" and how != "expire" else [])
+    # The second entry of the same object closes it a second time, and not again.
+    assert cache.delete("a")
+    expect.remove("a")
+    assert a.closes == 2
+    expect.verify(absent=["a"])
+
+
+@pytest.mark.parametrize("policy", ["lru", "fifo"])
+def test_close_of_one_value_evicts_others(policy: str) -> None:
+    cache = FlexCache(policy, max_items=3)
+    expect = Expect(cache)
+    order: list[str] = []
+
+    def fill(value: Val) -> None:
+        order.append(value.name)
+        if value.name == "a":
+            cache.set("x", Val("x", on_close=fill))  # fits: a is gone
+            cache.set("y", Val("y", on_close=fill))  # evicts b, whose close() runs nested
+            cache.set("z", Val("z", on_close=fill))  # evicts c
+
+    values = [Val(n, on_close=fill) for n in "abc"]
+    for value in values:
+        expect.set(value.name, value)
+    assert cache.delete("a")
+    assert order == ["a", "b", "c"]
+    assert [v.closes for v in values] == [1, 1, 1]
+    expect.live.clear()
+    for name in "xyz":
+        value = cache.get(name)
+        assert isinstance(value, Val)
+        assert value.closes == 0
+        expect.add(name, value)
+    expect.verify(absent=list("abc"))
+
+
+def test_close_evicts_in_a_chain_within_a_byte_limit() -> None:
+    """Every close() sets a new value into a full cache, evicting the next one: a chain of
+    nested evictions that ends when the values stop refilling."""
+    cache = FlexCache("fifo", max_bytes=10)
+    budget = [30]
+
+    def refill(value: Val) -> None:
+        if budget[0] > 0:
+            budget[0] -= 1
+            cache.set(f"r{budget[0]}", Val(f"r{budget[0]}", 5, on_close=refill))
+
+    for i in range(2):
+        cache.set(f"s{i}", Val(f"s{i}", 5, on_close=refill))
+    cache.set("go", Val("go", 5, on_close=refill))
+    check_cache(cache)
+    assert cache.bytes == 10
+    assert cache.items == 2
+    expect = Expect(cache)
+    for key in [f"r{i}" for i in range(30)] + ["go", "s0", "s1"]:
+        value = cache.get(key, MISSING)
+        if value is not MISSING:
+            assert isinstance(value, Val)
+            assert value.closes == 0
+            expect.add(key, value, 5)
+    expect.verify()
+
+
+def test_deep_chain_of_close_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each close() deletes the next key: the nesting hits the recursion limit. No crash; the
+    RecursionError is reported; every value is closed at most once and the cache agrees with
+    what was closed."""
+    reports: list[sys.UnraisableHookArgs] = []
+    # A C-level hook: a Python one could not even be called at the recursion limit.
+    monkeypatch.setattr(sys, "unraisablehook", reports.append)
+    cache = FlexCache()
+    n = 3000
+
+    def next_one(value: Val) -> None:
+        index = int(value.name) + 1
+        if index < n:
+            cache.delete(str(index))
+
+    values = [Val(str(i), on_close=next_one) for i in range(n)]
+    expect = Expect(cache)
+    for value in values:
+        expect.set(value.name, value)
+    assert cache.delete("0")
+    closed = [v for v in values if v.closes]
+    assert all(v.closes == 1 for v in closed)
+    assert [v.name for v in closed] == [str(i) for i in range(len(closed))]
+    if len(closed) < n:
+        assert [r.exc_type for r in reports] == [RecursionError]
+    for value in closed:
+        expect.remove(value.name)
+    expect.verify(absent=[v.name for v in closed])

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import gc
 import math
+import os
 import sys
 import weakref
 
 import pytest
+from conftest import Expect, Val
 from flexcache import FlexCache
 from flexcache.testing import ManualClock
 
@@ -307,3 +309,185 @@ def test_close_result_is_released() -> None:
         cache.set(str(n), ReturnsSomething())
     cache.clear()
     assert refcounts(watched) == before
+
+
+# === Moved from test_adversarial.py: memory, refcounts and cycles =================================
+# Their helpers (Expect, Val, filled, MISSING) are in conftest.py.
+
+# --- memory ----------------------------------------------------------------------------------
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+SLACK = 4 * 1024 * 1024
+
+
+def rss() -> int:
+    gc.collect()
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * PAGE
+
+
+class Shared:
+    """One value object reused for every entry, with a counted ``close()``."""
+
+    __slots__ = ("closes",)
+
+    def __init__(self) -> None:
+        self.closes = 0
+
+    def close(self) -> None:
+        self.closes += 1
+
+
+def test_set_delete_cycles_leave_memory_flat() -> None:
+    cache = FlexCache()
+    key = "".join(["reused-", "key"])  # not interned: its refcount is ours alone
+    value = 10**40  # a big int: a fresh object, its refcount ours alone
+    keys = [f"m{i}" for i in range(999)] + [key]
+
+    def run(rounds: int) -> None:
+        set_, delete = cache.set, cache.delete
+        for _ in range(rounds):
+            for k in keys:
+                set_(k, value)
+                delete(k)
+
+    run(200)  # warm-up: the table reaches its size, allocators their pools
+    key_refs, value_refs = sys.getrefcount(key), sys.getrefcount(value)
+    before = rss()
+    run(2000)  # 2M set/delete cycles
+    after = rss()
+    assert after - before < SLACK, f"RSS grew by {(after - before) / 2**20:.1f} MB"
+    assert sys.getrefcount(key) == key_refs
+    assert sys.getrefcount(value) == value_refs
+    assert cache.items == 0
+    assert cache.bytes == 0
+
+
+def test_two_million_evictions_leave_memory_flat() -> None:
+    cache = FlexCache("fifo", max_items=500)
+    value = 10**40
+    keys = [f"f{i}" for i in range(2000)]
+    set_ = cache.set
+    for _ in range(50):  # warm-up
+        for k in keys:
+            set_(k, value)
+    value_refs = sys.getrefcount(value)
+    before = rss()
+    for _ in range(1000):  # 2M sets, each evicting the oldest entry
+        for k in keys:
+            set_(k, value)
+    after = rss()
+    assert after - before < SLACK, f"RSS grew by {(after - before) / 2**20:.1f} MB"
+    assert sys.getrefcount(value) == value_refs
+    expect = Expect(cache)
+    for k in keys[-500:]:
+        expect.add(k, value)
+    expect.verify(absent=keys[:-500])
+
+
+@pytest.mark.parametrize("policy", ["lru", "fifo", "random"])
+def test_evictions_with_close_balance_refcounts(policy: str) -> None:
+    cache = FlexCache(policy, max_items=1000)
+    value = Shared()
+    keys = [f"e{i}" for i in range(3000)]
+
+    def run(rounds: int) -> int:
+        set_, get = cache.set, cache.get
+        misses = 0
+        for _ in range(rounds):
+            for k in keys:
+                if get(k) is None:
+                    set_(k, value)
+                    misses += 1
+        return misses
+
+    run(5)  # warm-up
+    value_refs = sys.getrefcount(value)
+    closes = value.closes
+    before = rss()
+    misses = run(50)  # 150k lookups, nearly all misses that evict
+    after = rss()
+    assert after - before < SLACK, f"RSS grew by {(after - before) / 2**20:.1f} MB"
+    assert value.closes - closes == misses  # the cache stays full: one eviction per set
+    assert sys.getrefcount(value) == value_refs
+    cache.clear()
+    assert cache.items == 0
+    assert value.closes - closes == misses + 1000
+    assert sys.getrefcount(value) == value_refs - 1000
+
+
+def test_refcounts_balance_on_every_path(clock: ManualClock) -> None:
+    cache = FlexCache("lru", float("inf"), 2, 10, clock=clock)
+    key = "".join(["refcount-", "key"])
+    other = "".join(["other-", "key"])
+    value = Shared()
+    big = Val("big", 11)
+    key_refs = sys.getrefcount(key)
+    value_refs = sys.getrefcount(value)
+    big_refs = sys.getrefcount(big)
+    for _ in range(1000):
+        cache.set(key, value)
+        assert cache.get(key) is value
+        with pytest.raises(KeyError):
+            cache.set(key, value)
+        with pytest.raises(ValueError):
+            cache.set(other, big)
+        assert cache.delete(key)
+        cache.set(key, value, ttl=1)
+        clock.advance(1)
+        assert cache.get(key) is None  # reaped by get
+        cache.set(key, value, ttl=1)
+        clock.advance(1)
+        cache.set(key, value)  # reaps the expired holder
+        cache.set(other, value)
+        cache.set("third", value)  # evicts key
+        cache.clear()
+    assert cache.items == 0
+    assert sys.getrefcount(key) == key_refs
+    assert sys.getrefcount(value) == value_refs
+    assert sys.getrefcount(big) == big_refs
+
+
+NODE_CLOSES: list[str] = []
+
+
+class CycleNode:
+    """A value that refers back to a cache; logs a (wrong) close() on GC."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.cache: FlexCache | None = None
+
+    def close(self) -> None:
+        NODE_CLOSES.append(self.name)
+
+
+def test_cycle_cache_value_cache_is_collected() -> None:
+    NODE_CLOSES.clear()
+    gc.collect()
+    cache = FlexCache()
+    node = CycleNode("n")
+    node.cache = cache
+    cache.set("self", node)
+    cache.set("also-the-cache", cache)
+    value_ref, cache_ref = weakref.ref(node), weakref.ref(cache)
+    del cache, node
+    gc.collect()
+    assert value_ref() is None
+    assert cache_ref() is None
+    assert NODE_CLOSES == []  # collection is not a shutdown: no close()
+
+
+def test_cycle_through_two_caches_is_collected(clock: ManualClock) -> None:
+    NODE_CLOSES.clear()
+    first, second = FlexCache(clock=clock), FlexCache(clock=clock)
+    a, b = CycleNode("a"), CycleNode("b")
+    a.cache, b.cache = second, first
+    first.set("a", a, ttl=5)
+    second.set("b", b)
+    clock.advance(10)  # a is expired but not reaped: still held, still traversed
+    refs = [weakref.ref(o) for o in (first, second, a, b)]
+    del first, second, a, b
+    gc.collect()
+    assert [r() for r in refs] == [None] * 4
+    assert NODE_CLOSES == []

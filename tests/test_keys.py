@@ -6,6 +6,7 @@ import enum
 import sys
 
 import pytest
+from conftest import Expect, Val, filled
 from flexcache import FlexCache
 
 if sys.version_info >= (3, 11):
@@ -321,3 +322,128 @@ def test_bad_key_does_not_evict_in_full_cache(tracker) -> None:
         cache.set(b"b", tracker("b"))
     assert "a" in cache
     assert tracker.closed == []
+
+
+# === Moved from test_adversarial.py: odd keys =====================================================
+# Their helpers (Expect, Val, filled, MISSING) are in conftest.py.
+
+# --- keys ------------------------------------------------------------------------------------
+
+MORE_NON_STR_KEYS = [b"a", bytearray(b"a"), 1, 1.0, None, object(), ("a",), True, memoryview(b"a")]
+
+
+@pytest.mark.parametrize("key", MORE_NON_STR_KEYS, ids=lambda k: type(k).__name__)
+def test_non_str_keys_are_type_errors_and_change_nothing(key: object) -> None:
+    expect, old = filled()
+    value = Val("new", 1)
+    with pytest.raises(TypeError):
+        expect.cache.set(key, value)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        expect.cache.get(key)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        expect.cache.get(key, "default")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        expect.cache.delete(key)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        _ = key in expect.cache
+    assert value.closes == 0
+    assert all(v.closes == 0 for v in old)
+    expect.verify()
+
+
+class HostileStr(str):
+    """A str subclass whose every str hook raises: the cache must use the text only."""
+
+    def __hash__(self) -> int:
+        raise RuntimeError("__hash__ called")
+
+    def __eq__(self, other: object) -> bool:
+        raise RuntimeError("__eq__ called")
+
+    def __ne__(self, other: object) -> bool:
+        raise RuntimeError("__ne__ called")
+
+    def __str__(self) -> str:
+        raise RuntimeError("__str__ called")
+
+    def __len__(self) -> int:
+        raise RuntimeError("__len__ called")
+
+    def encode(self, *args: object, **kwargs: object) -> bytes:
+        raise RuntimeError("encode called")
+
+
+def test_hostile_str_subclass_keys_work_by_text() -> None:
+    cache = FlexCache("lru", max_items=10)
+    expect = Expect(cache)
+    plain = Val("plain")
+    expect.set("abc", plain)
+    assert cache.get(HostileStr("abc")) is plain
+    assert HostileStr("abc") in cache
+    with pytest.raises(KeyError) as info:
+        cache.set(HostileStr("abc"), Val("dup"))
+    assert type(info.value.args[0]) is HostileStr
+    sub = Val("sub")
+    cache.set(HostileStr("xyz"), sub)
+    expect.add("xyz", sub)
+    assert cache.get("xyz") is sub
+    with pytest.raises(KeyError):
+        cache.set("xyz", Val("dup"))
+    expect.verify(absent=["ab", "abcd", ""])
+    assert cache.delete(HostileStr("abc")) is True
+    expect.remove("abc")
+    assert plain.closes == 1
+    assert cache.delete("xyz") is True
+    expect.remove("xyz")
+    expect.verify(absent=["abc", "xyz"])
+    assert cache.delete(HostileStr("abc")) is False
+    assert HostileStr("") not in cache
+
+
+SURROGATES = ["\ud800", "\udfff", "a\udcff", "\ud83d\ude00", "\ude00\ud83d", "\ud800\x00"]
+
+
+def test_lone_surrogate_keys() -> None:
+    cache = FlexCache()
+    expect = Expect(cache)
+    for i, key in enumerate(SURROGATES):
+        expect.set(key, Val(f"s{i}"))
+    # "\ud83d\ude00" is two lone surrogates, not the emoji they would encode in UTF-16.
+    expect.verify(absent=["\U0001f600", "a", "", "\ud801", "\x00"])
+    for key in SURROGATES[::2]:
+        assert cache.delete(key)
+        expect.remove(key)
+    expect.verify(absent=SURROGATES)
+
+
+def test_ten_megabyte_keys() -> None:
+    cache = FlexCache(max_items=2)
+    expect = Expect(cache)
+    big = "k" * 10_000_000
+    other = big[:-1] + "j"  # same length, differs only at the end
+    expect.set(big, Val("big"))
+    expect.set(other, Val("other"))
+    expect.verify(absent=[big[:-1], big + "k"])
+    # A different object with the same 10 MB text finds the entry.
+    copy = "".join(["k" * 5_000_000, "k" * 5_000_000])
+    assert copy is not big
+    assert cache.delete(copy)
+    expect.remove(big)
+    expect.verify(absent=[big])
+
+
+def test_a_million_distinct_keys() -> None:
+    n = 1_000_000
+    keys = [f"key-{i}" for i in range(n)]
+    cache = FlexCache()
+    set_, get, delete = cache.set, cache.get, cache.delete
+    for i, key in enumerate(keys):
+        set_(key, i)
+    assert cache.items == n
+    assert cache.bytes == n
+    assert all(get(key) == i for i, key in enumerate(keys))
+    assert "key-1000000" not in cache
+    assert all(delete(key) for key in keys)
+    assert cache.items == 0
+    assert cache.bytes == 0
+    assert not any(key in cache for key in keys[::1000])

@@ -46,7 +46,7 @@ cache.delete("user:123")
 """
 
 
-def test_quick_start() -> None:
+def test_seed_readme_quick_start() -> None:
     ns = run(QUICK_START)
     assert ns["user"] == {"name": "Alice", "role": "admin"}
     cache = ns["cache"]
@@ -56,7 +56,7 @@ def test_quick_start() -> None:
     assert cache.max_bytes == 10_000
 
 
-def test_constructor_signature_defaults() -> None:
+def test_seed_readme_constructor_signature_defaults() -> None:
     # The README's constructor block is a signature, not code; check what it states.
     cache = FlexCache(eviction_policy="lru", scan_interval=0.0, max_items=0, max_bytes=0)
     default = FlexCache()
@@ -90,12 +90,12 @@ def method_namespace(cache: FlexCache | None = None) -> dict:
     }
 
 
-def test_set_relative_ttl() -> None:
+def test_seed_readme_set_relative_ttl() -> None:
     ns = run(SET_RELATIVE, **method_namespace())
     assert ns["cache"].get("key") == "value"
 
 
-def test_set_absolute_expiration_in_the_past() -> None:
+def test_seed_readme_set_absolute_expiration_in_the_past() -> None:
     assert datetime(2025, 12, 31, 23, 59, 59) < datetime.now()
     ns = run(SET_ABSOLUTE, **method_namespace())
     cache = ns["cache"]
@@ -105,12 +105,12 @@ def test_set_absolute_expiration_in_the_past() -> None:
     assert cache.items == 0
 
 
-def test_set_no_expiration() -> None:
+def test_seed_readme_set_no_expiration() -> None:
     ns = run(SET_FOREVER, **method_namespace())
     assert ns["cache"].get("key") == "value"
 
 
-def test_set_examples_in_sequence() -> None:
+def test_seed_readme_set_examples_in_sequence() -> None:
     # The three lines are alternatives: run one after the other on one cache, the second
     # meets the live entry of the first and raises KeyError, as the README says it must.
     with pytest.raises(KeyError):
@@ -132,7 +132,7 @@ if cache.delete("key"):
 """
 
 
-def test_get_example(capsys: pytest.CaptureFixture[str]) -> None:
+def test_seed_readme_get(capsys: pytest.CaptureFixture[str]) -> None:
     cache = FlexCache()
     run(GET_EXAMPLE, cache=cache)
     assert capsys.readouterr().out == ""
@@ -141,7 +141,7 @@ def test_get_example(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out == "Found: value\n"
 
 
-def test_delete_example(capsys: pytest.CaptureFixture[str]) -> None:
+def test_seed_readme_delete(capsys: pytest.CaptureFixture[str]) -> None:
     cache = FlexCache()
     cache.set("key", "value")
     run(DELETE_EXAMPLE, cache=cache)
@@ -150,7 +150,7 @@ def test_delete_example(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out == ""
 
 
-def test_scan_and_clear_examples(tracker) -> None:
+def test_seed_readme_scan_and_clear(tracker) -> None:
     cache = FlexCache()
     value = tracker("v")
     cache.set("key", value)
@@ -169,7 +169,7 @@ POLICY_EXAMPLES = {
 
 
 @pytest.mark.parametrize("policy", sorted(POLICY_EXAMPLES))
-def test_eviction_policy_examples(policy: str) -> None:
+def test_seed_readme_eviction_policy(policy: str) -> None:
     cache = run(POLICY_EXAMPLES[policy], FlexCache=FlexCache)["cache"]
     assert cache.eviction_policy == policy
     for n in range(150):
@@ -190,7 +190,7 @@ cache.set("img:1", CachedImage(image_bytes))
 """
 
 
-def test_cached_image_example() -> None:
+def test_seed_readme_cached_image() -> None:
     image_bytes = b"\x89PNG" + bytes(1020)
     ns = run(CACHED_IMAGE, FlexCache=FlexCache, image_bytes=image_bytes)
     cache = ns["cache"]
@@ -214,7 +214,7 @@ cache = FlexCache(eviction_policy='lru', max_bytes=1000)  # max 1000 API credits
 """
 
 
-def test_api_quota_example() -> None:
+def test_seed_readme_api_quota() -> None:
     ns = run(API_QUOTA, FlexCache=FlexCache)
     cache, quota = ns["cache"], ns["ApiQuota"]
     cache.set("a", quota({"api_cost": 600}))
@@ -253,7 +253,7 @@ class StubConnection:
         self.disconnected += 1
 
 
-def test_database_connection_example(capsys: pytest.CaptureFixture[str]) -> None:
+def test_seed_readme_database_connection(capsys: pytest.CaptureFixture[str]) -> None:
     conn = StubConnection()
     ns = run(DATABASE_CONNECTION, FlexCache=FlexCache, conn=conn)
     cache = ns["cache"]
@@ -280,7 +280,7 @@ class CacheEntry(Protocol):
 """
 
 
-def test_protocol_reference_example(tracker) -> None:
+def test_seed_readme_protocol_reference(tracker) -> None:
     ns = run(PROTOCOL)
     assert "CacheEntry" in ns
     cache = FlexCache(max_bytes=10)
@@ -307,7 +307,7 @@ def cached_set(key, value, ttl=None):
 """
 
 
-def test_thread_safety_example() -> None:
+def test_seed_readme_thread_safety() -> None:
     ns = run(THREAD_SAFETY, FlexCache=FlexCache)
     cached_get, cached_set = ns["cached_get"], ns["cached_set"]
 
@@ -357,7 +357,7 @@ class StubRequests:
         return {"url": self._url}
 
 
-def test_http_response_cache_example() -> None:
+def test_seed_readme_http_response_cache() -> None:
     requests = StubRequests()
     ns = run(HTTP_CACHE, requests=requests)
     get_api_response = ns["get_api_response"]
@@ -388,7 +388,7 @@ def logout(session_id: str):
 """
 
 
-def test_session_store_example() -> None:
+def test_seed_readme_session_store() -> None:
     ns = run(SESSION_STORE)
     ns["create_session"]("s1", {"user": "alice"})
     assert ns["get_session"]("s1") == {"user": "alice"}
@@ -427,7 +427,7 @@ def get_connection(host: str):
 """
 
 
-def test_connection_pool_example() -> None:
+def test_seed_readme_connection_pool() -> None:
     made: list[StubConnection] = []
 
     def create_connection(host: str) -> StubConnection:

@@ -9,9 +9,12 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import timedelta
 
 import pytest
+from conftest import Expect, check_cache
 from flexcache import FlexCache
+from flexcache.testing import ManualClock
 
 N_THREADS = 8
 
@@ -171,3 +174,106 @@ def test_created_in_one_thread_used_and_dropped_in_another(tracker) -> None:
     gc.collect()
     assert made == []
     assert len(tracker.closed) == 6
+
+
+# === Moved from test_adversarial.py: threads without a lock =======================================
+# Their helpers (Expect, Val, filled, MISSING) are in conftest.py.
+
+# --- threads ---------------------------------------------------------------------------------
+
+
+class ThreadVal:
+    __slots__ = ("closes", "size")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.closes = 0
+
+    def item_size(self) -> int:
+        if self.size == 3:
+            time.sleep(0)  # yield the GIL before the cache is touched
+        return self.size
+
+    def close(self) -> None:
+        self.closes += 1
+        if self.size == 2:
+            time.sleep(0)  # yield the GIL after the cache let go
+
+
+@pytest.mark.parametrize("policy", ["lru", "fifo", "random"])
+def test_threads_without_a_lock(policy: str, busy_switching: None) -> None:
+    clock = ManualClock()
+    cache = FlexCache(policy, 0.5, 16, 40, clock=clock)
+    keys = [f"t{i}" for i in range(64)]
+    accepted: list[ThreadVal] = []
+    refused: list[ThreadVal] = []
+    unexpected: list[BaseException] = []
+    runtime_errors = [0]
+    stop_at = time.monotonic() + 0.6  # three policies: ~2 s in all
+
+    def worker(seed: int) -> None:
+        rng = random.Random(seed)
+        try:
+            while time.monotonic() < stop_at:
+                for _ in range(50):
+                    op = rng.random()
+                    key = rng.choice(keys)
+                    try:
+                        if op < 0.35:
+                            value = ThreadVal(rng.randint(0, 4))
+                            ttl = rng.choice([None, None, 0.25, 1, timedelta(seconds=2)])
+                            try:
+                                cache.set(key, value, ttl=ttl)
+                            except (KeyError, RuntimeError):
+                                refused.append(value)
+                                raise
+                            accepted.append(value)
+                        elif op < 0.6:
+                            got = cache.get(key)
+                            assert got is None or isinstance(got, ThreadVal)
+                        elif op < 0.75:
+                            cache.delete(key)
+                        elif op < 0.85:
+                            assert isinstance(key in cache, bool)
+                        elif op < 0.9:
+                            cache.scan()
+                        elif op < 0.95:
+                            assert len(cache) >= 0
+                            assert cache.bytes >= 0
+                        elif op < 0.99:
+                            clock.advance(0.05)
+                        else:
+                            cache.clear()
+                    except KeyError:
+                        pass
+                    except RuntimeError:
+                        runtime_errors[0] += 1
+        except BaseException as error:  # pragma: no cover - reported below
+            unexpected.append(error)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+        assert not thread.is_alive(), "a thread hangs: deadlock?"
+    assert unexpected == []
+    assert len(accepted) > 100
+
+    # Consistent afterwards: after a scan, every counted entry is live and get-able.
+    cache.scan()
+    check_cache(cache)
+    expect = Expect(cache)
+    for key in keys:
+        if key in cache:
+            value = cache.get(key)
+            assert isinstance(value, ThreadVal)
+            assert value.closes == 0
+            expect.add(key, value, value.size)
+    expect.verify(absent=keys)
+    # Every value the cache took is closed exactly once by the end; refused ones never.
+    cache.clear()
+    assert cache.items == 0
+    assert cache.bytes == 0
+    assert all(v.closes == 1 for v in accepted), [v.closes for v in accepted if v.closes != 1]
+    assert all(v.closes == 0 for v in refused)

@@ -11,12 +11,13 @@ import random
 import sys
 import time
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone, tzinfo
 from datetime import time as dtime
 from decimal import Decimal
 from fractions import Fraction
 
 import pytest
+from conftest import MISSING, Expect, Val, filled
 from flexcache import FlexCache
 from flexcache.testing import ManualClock
 
@@ -760,4 +761,203 @@ def test_wall_clock_change_after_set_does_not_move_a_datetime_deadline(
     assert cache.get("k") is value
     clock.advance(0.2)
     assert cache.get("k") is None
+    assert value.closes == 1
+
+
+# === Moved from test_adversarial.py: odd ttls and tzinfos =========================================
+# Their helpers (Expect, Val, filled, MISSING) are in conftest.py.
+
+# --- ttl -------------------------------------------------------------------------------------
+
+TTL_VALUE_ERRORS = [
+    0,
+    -1,
+    -(10**100),
+    0.0,
+    -0.0,
+    -1e-300,
+    -5.0,
+    float("nan"),
+    float("inf"),
+    float("-inf"),
+    timedelta(0),
+    timedelta(microseconds=-1),
+    timedelta.min,
+]
+
+TTL_TYPE_ERRORS = [
+    True,
+    False,
+    "5",
+    b"5",
+    Decimal(5),
+    Fraction(5),
+    complex(5),
+    date(2999, 1, 1),
+    dtime(12, 0),
+    [5],
+    (5,),
+    object(),
+    timezone.utc,
+]
+
+
+@pytest.mark.parametrize(
+    ("ttl", "exc"),
+    [(t, ValueError) for t in TTL_VALUE_ERRORS] + [(t, TypeError) for t in TTL_TYPE_ERRORS],
+    ids=repr,
+)
+def test_rejected_ttls_change_nothing(ttl: object, exc: type[Exception], clock) -> None:
+    expect, old = filled(clock=clock)
+    value = Val("new", 1)
+    with pytest.raises(exc):
+        expect.cache.set("new", value, ttl=ttl)
+    assert value.closes == 0
+    assert all(v.closes == 0 for v in old)
+    expect.verify(absent=["new"])
+
+
+class OddZone(tzinfo):
+    """A tzinfo whose ``utcoffset`` raises, returns None or returns an offset."""
+
+    def __init__(self, offset: object = None, error: BaseException | None = None) -> None:
+        self.offset = offset
+        self.error = error
+
+    def utcoffset(self, dt: datetime | None) -> timedelta | None:
+        if self.error is not None:
+            raise self.error
+        return self.offset  # type: ignore[return-value]
+
+    def dst(self, dt: datetime | None) -> timedelta | None:
+        return None
+
+    def tzname(self, dt: datetime | None) -> str:
+        return "Odd"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ZeroDivisionError("utcoffset failed"),
+        RuntimeError("utcoffset failed"),
+        KeyboardInterrupt(),
+        # Regression: these three were once taken for the datetime range's own
+        # overflow and swallowed, ignoring the zone.
+        ValueError("utcoffset failed"),
+        OverflowError("utcoffset failed"),
+        OSError("utcoffset failed"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_tzinfo_whose_utcoffset_raises(error: BaseException, clock: ManualClock) -> None:
+    expect, old = filled(clock=clock)
+    value = Val("new", 1)
+    moment = datetime(2999, 1, 1, tzinfo=OddZone(error=error))
+    with pytest.raises(type(error)) as info:
+        expect.cache.set("new", value, ttl=moment)
+    assert info.value is error
+    assert value.closes == 0
+    assert all(v.closes == 0 for v in old)
+    expect.verify(absent=["new"])
+
+
+def test_tzinfo_with_an_invalid_offset_is_rejected(clock: ManualClock) -> None:
+    expect, _ = filled(clock=clock)
+    moment = datetime(2999, 1, 1, tzinfo=OddZone(offset=timedelta(hours=30)))
+    with pytest.raises(ValueError):
+        expect.cache.set("new", Val("new"), ttl=moment)
+    expect.verify(absent=["new"])
+
+
+def test_tzinfo_with_a_non_timedelta_offset_is_type_error(clock: ManualClock) -> None:
+    expect, _ = filled(clock=clock)
+    moment = datetime(2999, 1, 1, tzinfo=OddZone(offset=3600))
+    with pytest.raises(TypeError):
+        expect.cache.set("new", Val("new"), ttl=moment)
+    expect.verify(absent=["new"])
+
+
+def test_tzinfo_whose_utcoffset_is_none_is_naive(clock: ManualClock) -> None:
+    cache = FlexCache(clock=clock)
+    expect = Expect(cache)
+    naive = datetime.fromtimestamp(clock.time() + 100)
+    value = Val("odd")
+    expect.set("odd", value, ttl=naive.replace(tzinfo=OddZone(offset=None)))
+    clock.advance(99)
+    expect.verify()
+    clock.advance(2)
+    assert cache.get("odd", MISSING) is MISSING  # expired, and reaped by this get
+    expect.remove("odd")
+    expect.verify(absent=["odd"])
+    assert value.closes == 1
+
+
+PLUS_14 = timezone(timedelta(hours=14))
+MINUS_14 = timezone(timedelta(hours=-14))
+NEVER_EXPIRING = [
+    timedelta.max,
+    datetime.max,
+    datetime.max.replace(tzinfo=PLUS_14),
+    datetime.max.replace(tzinfo=MINUS_14),
+    datetime.max.replace(tzinfo=timezone.utc),
+    1e300,
+    10**100,
+    2**64,
+    float(2**64),
+    timedelta(days=999_999_999),
+]
+ALREADY_EXPIRED = [
+    datetime.min,
+    datetime.min.replace(tzinfo=PLUS_14),
+    datetime.min.replace(tzinfo=MINUS_14),
+    datetime(1970, 1, 1, tzinfo=timezone.utc),
+    datetime(1970, 1, 1),
+    datetime(1969, 12, 31, 23, 59, 59),
+]
+
+
+@pytest.mark.parametrize("ttl", NEVER_EXPIRING, ids=repr)
+def test_distant_expiry_never_expires(ttl: object, clock: ManualClock) -> None:
+    cache = FlexCache("lru", 0, clock=clock)
+    expect = Expect(cache)
+    value = Val("far")
+    expect.set("far", value, ttl=ttl)
+    for step in (1, 10**6, 10**9, 10**10):
+        clock.advance(step)
+        cache.scan()
+        expect.verify()
+    assert value.closes == 0
+
+
+@pytest.mark.parametrize("ttl", ALREADY_EXPIRED, ids=repr)
+@pytest.mark.parametrize("reap", ["scan", "get", "delete", "set"])
+def test_past_datetime_is_already_expired(ttl: object, reap: str, clock: ManualClock) -> None:
+    cache = FlexCache("lru", float("inf"), clock=clock)
+    expect = Expect(cache)
+    value = Val("old")
+    cache.set("old", value, ttl=ttl)  # returns normally
+    assert "old" not in cache
+    assert cache.items == 1  # counted until reaped
+    assert value.closes == 0
+    if reap == "scan":
+        cache.scan()
+    elif reap == "get":
+        assert cache.get("old", MISSING) is MISSING
+    elif reap == "delete":
+        assert cache.delete("old") is False
+    else:
+        expect.set("old", Val("new"))
+    assert value.closes == 1
+    expect.verify(absent=["old"] if reap != "set" else [])
+
+
+def test_past_datetime_expired_on_a_saturated_clock(clock: ManualClock) -> None:
+    cache = FlexCache(clock=clock)
+    clock.advance(1e300)
+    value = Val("old")
+    cache.set("old", value, ttl=datetime(2000, 1, 1))
+    assert "old" not in cache
+    assert cache.get("old") is None
+    cache.scan()
     assert value.closes == 1
