@@ -34,12 +34,23 @@ pub(crate) fn measure(value: &Bound<'_, PyAny>) -> PyResult<(u64, bool)> {
         return Ok((1, false));
     }
     let py = value.py();
-    let size = match optional_attribute(value, intern!(py, "item_size"))? {
+    let size = match protocol_attribute(value, intern!(py, "item_size"))? {
         Some(item_size) => size_from(&item_size.call0()?)?,
         None => 1,
     };
-    let has_close = optional_attribute(value, intern!(py, "close"))?.is_some();
+    let has_close = protocol_attribute(value, intern!(py, "close"))?.is_some();
     Ok((size, has_close))
+}
+
+/// `value.<name>` for one of the value protocols, or `None` when it is
+/// missing or is `None`: SPEC counts an attribute set to `None` as absent,
+/// as Python does for `__hash__ = None`.
+#[inline]
+fn protocol_attribute<'py>(
+    value: &Bound<'py, PyAny>,
+    name: &Bound<'py, PyString>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    Ok(optional_attribute(value, name)?.filter(|attribute| !attribute.is_none()))
 }
 
 /// `getattr(value, name)`, or `None` when it is missing.
