@@ -132,7 +132,7 @@ fn size_from(result: &Bound<'_, PyAny>) -> PyResult<u64> {
 ///
 /// Most operations release nothing, which costs a test here; the rest is
 /// out of line and drains in place: moving the `SmallVec` into a consumer
-/// cost a `delete` more (~40 instructions) than releasing its one entry.
+/// cost a `delete` more than releasing its one entry did.
 #[inline(always)]
 pub(crate) fn close_released(py: Python<'_>, mut released: Released<Py<PyString>, Py<PyAny>>) {
     if !released.is_empty() || released.spilled() {

@@ -1,8 +1,8 @@
 //! Hand-written `METH_FASTCALL` entry points for `get`, `set` and `delete`.
 //!
 //! pyo3's generated wrapper parses every call through its general argument
-//! parser and trampoline. By callgrind that is about 120 instructions of a
-//! `get`, over a third of what a hit costs beyond `dict.get`. These entries
+//! parser and trampoline, a good part of what a `get` hit costs beyond
+//! `dict.get` (bench/README.md has the profile). These entries
 //! take the calls that matter (positional arguments, and `set`'s `ttl=`
 //! keyword) straight to the same method bodies pyo3 calls; every other
 //! shape of call (other keywords, a wrong count) goes to pyo3's wrapper, so
