@@ -153,9 +153,12 @@ fn close_each(py: Python<'_>, released: &mut Released<Py<PyString>, Py<PyAny>>) 
     }
 }
 
-/// Keys and values are dropped as `Bound`, which releases them at once:
-/// dropping a `Py` defers the release to pyo3's pool when pyo3 has not
-/// counted the thread as attached, as in the `fastcall` entries.
+/// Keys and values are dropped as `Bound`, which releases them at once
+/// whatever pyo3 counts. Every caller runs with pyo3 counting the thread as
+/// attached (pyo3's wrappers, and the `fastcall` entries inside pyo3's
+/// trampoline), where a `Py` drop is immediate too, so this is a safety
+/// net: a caller that pyo3 did not count would otherwise leave the objects
+/// in pyo3's deferred pool until some later call drained it.
 #[inline]
 pub(crate) fn close_one(py: Python<'_>, entry: ReleasedEntry<Py<PyString>, Py<PyAny>>) {
     let key = entry.key.into_bound(py);
