@@ -692,6 +692,25 @@ impl<K, V> Cache<K, V> {
             );
         }
     }
+
+    /// Bytes of heap memory the cache's own structures hold: the arena's
+    /// slots, the index table, the wheel's buckets, the `due` buffer and
+    /// the side table of large sizes. What keys and values own is not
+    /// counted. For the binding's `__sizeof__`.
+    ///
+    /// A straightforward version added from the binding's side; the engine
+    /// refactor owns the exact one. The arena counts the slots it has used,
+    /// not its Vec's capacity (the arena does not expose it), and the
+    /// wheel's bucket count follows from its occupancy bitmaps, one `u64`
+    /// a level, one bit a bucket.
+    pub fn heap_size(&self) -> usize {
+        use std::mem::size_of;
+        let arena = self.entries.capacity_used() * arena::slot_size::<Entry<K, V>>();
+        let wheel_buckets = wheel::LEVELS * u64::BITS as usize;
+        let wheel = wheel_buckets * size_of::<list::List>();
+        let due = self.due.capacity() * size_of::<SlotId>();
+        arena + self.index.allocation_size() + wheel + due + self.large_sizes.allocation_size()
+    }
 }
 
 /// The test an index slot passes when it holds the entry of the key that

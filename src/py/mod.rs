@@ -22,7 +22,7 @@ use std::sync::Arc;
 use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyString;
-use pyo3::{PyTraverseError, PyVisit};
+use pyo3::{intern, PyTraverseError, PyVisit};
 
 use self::args::{Arg, Ttl};
 use self::callbacks::{close_one, close_released};
@@ -363,6 +363,19 @@ impl FlexCachePy {
         Self::with_engine(slf, TimeRule::Lookup, |engine, time, _| {
             engine.contains(key.hash, |stored| key.matches(stored), time.now)
         })
+    }
+
+    /// The object's own size and the native memory its engine holds (the
+    /// arena of entries, the index, the timing wheel, the side tables).
+    /// Keys and values are objects of their own, which `sys.getsizeof`
+    /// does not count in a container either.
+    fn __sizeof__(slf: &Bound<'_, Self>) -> PyResult<usize> {
+        let own: usize = slf
+            .get_type()
+            .getattr(intern!(slf.py(), "__basicsize__"))?
+            .extract()?;
+        let engine = Self::with_engine(slf, TimeRule::Untimed, |engine, _, _| engine.heap_size())?;
+        Ok(own + engine)
     }
 
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
