@@ -425,7 +425,10 @@ fn prefetch_upcoming_victim(engine: &Engine) {
     }
 }
 
-#[pymodule]
+// `gil_used`: key.rs reads a str's cached hash field directly, and the
+// fastcall entries' safety arguments assume the GIL; a free-threaded CPython
+// therefore re-enables the GIL when it imports the module (README, Threads).
+#[pymodule(gil_used = true)]
 #[pyo3(name = "_core")]
 fn core_module(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<FlexCachePy>()?;
