@@ -139,11 +139,10 @@ impl<'a, 'py> Args<'a, 'py> {
     /// The argument at `index`, when the call passed one there.
     #[inline(always)]
     fn get(&self, index: usize) -> Option<Borrowed<'a, 'py, PyAny>> {
+        let object = *self.values.get(index)?;
         // SAFETY: `values` holds only argument objects of the call, which
         // CPython keeps alive until the entry returns, so for `'a`.
-        self.values
-            .get(index)
-            .map(|&object| unsafe { Borrowed::from_ptr(self.py, object) })
+        Some(unsafe { Borrowed::from_ptr(self.py, object) })
     }
 
     /// The argument at `index`, which the entry's arity rule guarantees.
