@@ -9,7 +9,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
-use super::args::type_name;
+use super::args::{discard, type_name};
 use crate::engine::{Released, ReleasedEntry};
 
 /// Builtin types that have neither `item_size` nor `close` and cannot get
@@ -118,12 +118,16 @@ fn size_from(result: &Bound<'_, PyAny>) -> PyResult<u64> {
         Ok(size) => Err(PyValueError::new_err(format!(
             "item_size() must return an int >= 0, got {size}"
         ))),
-        Err(_) if result.lt(0)? => {
-            Err(PyValueError::new_err("item_size() must return an int >= 0"))
+        // Out of i64: the error is dropped as the rule of the fast bodies
+        // says (`args::discard`), and the sign says which message.
+        Err(error) => {
+            discard(error);
+            Err(PyValueError::new_err(if result.lt(0)? {
+                "item_size() must return an int >= 0"
+            } else {
+                "item_size() must return at most 2**63-1"
+            }))
         }
-        Err(_) => Err(PyValueError::new_err(
-            "item_size() must return at most 2**63-1",
-        )),
     }
 }
 
@@ -154,11 +158,10 @@ fn close_each(py: Python<'_>, released: &mut Released<Py<PyString>, Py<PyAny>>) 
 }
 
 /// Keys and values are dropped as `Bound`, which releases them at once
-/// whatever pyo3 counts. Every caller runs with pyo3 counting the thread as
-/// attached (pyo3's wrappers, and the `fastcall` entries inside pyo3's
-/// trampoline), where a `Py` drop is immediate too, so this is a safety
-/// net: a caller that pyo3 did not count would otherwise leave the objects
-/// in pyo3's deferred pool until some later call drained it.
+/// whatever pyo3 counts. The `fastcall` entries run their bodies on a
+/// thread pyo3 does not count as attached, where dropping them as `Py`
+/// would leave them in pyo3's deferred pool until some later call through
+/// pyo3's wrapper drained it (the rule of src/py/fastcall.rs).
 #[inline]
 pub(crate) fn close_one(py: Python<'_>, entry: ReleasedEntry<Py<PyString>, Py<PyAny>>) {
     let key = entry.key.into_bound(py);
@@ -170,6 +173,13 @@ pub(crate) fn close_one(py: Python<'_>, entry: ReleasedEntry<Py<PyString>, Py<Py
 }
 
 /// `value.close()`; an error goes to `sys.unraisablehook`.
+///
+/// `write_unraisable` restores the error first. The error of a failed
+/// `call_method0` is normalized (pyo3 fetches it from the interpreter), and
+/// restoring a normalized error hands its objects to CPython without
+/// dropping a `Py` (pyo3 0.30, `err_state.rs`); only a lazy error builds
+/// and drops `Py` parts when restored, so this keeps the rule of the fast
+/// bodies (src/py/fastcall.rs).
 #[cold]
 #[inline(never)]
 fn call_close(value: &Bound<'_, PyAny>) {

@@ -13,35 +13,53 @@
 //! its function as the fallback, and puts a method descriptor for the copy
 //! into the class dict.
 //!
-//! Each entry is pyo3's own trampoline (`pyo3::impl_::trampoline`, which
-//! pyo3's generated methods run in too) around a body, so only the argument
-//! parsing is left out. The trampoline counts the thread as attached for
-//! the whole call, which is what makes pyo3 release a `Py` at once when it
-//! is dropped: without it every `Py` a body dropped (the parts of an error
-//! the ttl conversion builds and discards, for one) waited in pyo3's
-//! deferred reference pool until some call through pyo3's wrapper drained
-//! it. It also turns a panic into `PanicException` and restores an error.
-//! Its cost is a thread-local count, up and down, and one relaxed load of
-//! the pool's flag per call. `callbacks::close_one` still drops released
-//! keys and values as `Bound`, which releases at once whatever pyo3 counts:
-//! a safety net now, not a requirement.
+//! The entries are thin: they decode the call, borrow `self` and the
+//! arguments, and run the method body with `Python::assume_attached`. What
+//! pyo3's trampoline would add (about 75 instructions a call, +16% on a
+//! `get` hit) they leave out, except what CPython and pyo3 require:
+//! - a panic is caught and becomes `PanicException`;
+//! - an error is restored inside `Python::attach`, which counts the thread
+//!   (so restoring a lazy error drops its `Py` parts at once) and, attaching
+//!   from a thread pyo3 does not count, drains pyo3's deferred pool.
 //!
-//! `pyo3::impl_` is the API pyo3's macros expand to, outside its semver
-//! promise. Cargo.lock pins the version; a change of the API breaks the
-//! build, and a change of what the trampoline does fails the release tests
-//! of tests/test_call_paths.py and tests/test_memory.py.
+//! **The rule the fast bodies live by.** pyo3 does not count the thread as
+//! attached while a body runs (`assume_attached` does not count it), and
+//! pyo3 releases a `Py` dropped on an uncounted thread only later, through
+//! its deferred reference pool. So a fast body (`FlexCachePy::get`, `set`
+//! and `delete`, and everything they call: `key`, `args::ttl`,
+//! `callbacks::measure` and `close_released`, `with_engine`, and
+//! `names_only_ttl` here) drops no `Py` and no `PyErr` itself:
+//! - an object it lets go is dropped as `Bound`, which releases it at once
+//!   whatever pyo3 counts (`callbacks::close_one`, the refused entry in
+//!   `set`);
+//! - an error it handles rather than returns goes to [`discard`], which
+//!   drops it inside `Python::attach`; that call is cold, out of the paths
+//!   the benchmarks measure;
+//! - an error it returns is restored by the entry, inside `Python::attach`;
+//! - a `CastError` (a failed `cast`) holds only a `Borrowed` and a `Bound`,
+//!   and may be dropped as it is.
+//!
+//! A `Py` or `PyErr` dropped against the rule is not freed until some
+//! later call through pyo3's wrapper drains the pool: 100k calls leave
+//! 100k objects. tests/test_memory.py counts allocated blocks over such
+//! runs, and tests/test_call_paths.py checks that what a call lets go is
+//! released before it returns, behind the fast entry and behind pyo3's
+//! wrapper alike.
 
 #![allow(unsafe_code)]
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::OnceLock;
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::ffi;
 use pyo3::intern;
+use pyo3::panic::PanicException;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyTuple, PyType};
 use pyo3::Borrowed;
 
+use super::args::discard;
 use super::FlexCachePy;
 
 type Fastcall = ffi::PyCFunctionFastWithKeywords;
@@ -161,36 +179,45 @@ impl<'a, 'py> Args<'a, 'py> {
 /// attached.
 type Arity = unsafe fn(Python<'_>, usize, *mut ffi::PyObject) -> Option<usize>;
 
-/// The prologue every entry shares, run inside pyo3's trampoline: decodes
-/// the argument count, asks `arity` how many argument values a call of
-/// that shape passes (`None`: a shape the entry does not take, handed to
-/// pyo3's wrapper unchanged), and runs `body` with `self` and the values.
+/// The prologue every entry shares: decodes the argument count, asks
+/// `arity` how many argument values a call of that shape passes (`None`: a
+/// shape the entry does not take, handed to pyo3's wrapper unchanged), and
+/// runs `body` with `self` and the values; then turns the outcome into what
+/// CPython expects of a `METH_FASTCALL` function, a new reference or NULL
+/// with an error set (see [`raise`]).
 ///
 /// # Safety
 /// `call` is what CPython passed to an entry that `install` made together
 /// with `wrapper`: `slf` is a live `FlexCache` (the method descriptor
 /// checked its type), `args` holds `nargs` live positional arguments then
-/// one per name in `kwnames`; `py` is the trampoline's, so the thread is
-/// attached and pyo3 counts it. `arity` answers at least 1, and only
-/// counts of values that `args` holds.
+/// one per name in `kwnames`, and the calling thread holds the GIL (pyo3
+/// does not count it as attached: `body` keeps the rule of the module
+/// docs). `arity` answers at least 1, and only counts of values that
+/// `args` holds.
 #[inline(always)]
-unsafe fn enter<'py>(
-    py: Python<'py>,
+unsafe fn enter(
     call: RawCall,
     wrapper: &OnceLock<Fastcall>,
     arity: Arity,
-    body: impl for<'a> FnOnce(&Bound<'py, FlexCachePy>, Args<'a, 'py>) -> PyResult<*mut ffi::PyObject>,
-) -> PyResult<*mut ffi::PyObject> {
+    body: impl for<'a, 'py> FnOnce(
+        &Bound<'py, FlexCachePy>,
+        Args<'a, 'py>,
+    ) -> PyResult<*mut ffi::PyObject>,
+) -> *mut ffi::PyObject {
     // SAFETY: CPython passes the vectorcall count here, flags included.
     let nargs = unsafe { ffi::PyVectorcall_NARGS(call.nargsf as usize) };
-    // SAFETY: `kwnames` is CPython's and `py` proves the thread attached.
+    // SAFETY: the GIL is held for the whole call (this function's
+    // contract); pyo3 does not count the thread, which the rule of the
+    // module docs allows for.
+    let py = unsafe { Python::assume_attached() };
+    // SAFETY: `kwnames` is CPython's and the thread is attached.
     let count = unsafe { arity(py, nargs as usize, call.kwnames) };
     let Some(count) = count else {
         let wrapper = wrapper.get().expect("installed with the entry");
         // SAFETY: the function CPython would have called before `install`,
         // with the caller's own arguments; it returns a new reference, or
-        // NULL with an error set, which the trampoline passes on as it is.
-        return Ok(unsafe { wrapper(call.slf, call.args, call.nargsf, call.kwnames) });
+        // NULL with an error set, either passed on as it is.
+        return unsafe { wrapper(call.slf, call.args, call.nargsf, call.kwnames) };
     };
     // SAFETY: CPython's method descriptor checked that `slf` is an instance
     // of the class it was made for, FlexCache, which has no subclasses; so
@@ -199,25 +226,55 @@ unsafe fn enter<'py>(
     // SAFETY: `args` points to at least `count` (>= 1) argument pointers
     // (this function's contract), which stay valid until the entry returns.
     let values = unsafe { std::slice::from_raw_parts(call.args, count) };
-    body(&slf, Args { py, values })
+    let failure = match catch_unwind(AssertUnwindSafe(|| body(&slf, Args { py, values }))) {
+        Ok(Ok(result)) => return result,
+        Ok(Err(error)) => Ok(error),
+        Err(payload) => Err(payload),
+    };
+    raise(failure)
 }
 
-/// Defines the fast entry `$entry`: pyo3's trampoline around [`enter`]
-/// with the entry's wrapper, arity rule and body.
+/// Sets the error a body returned (`Ok`), or a `PanicException` for a
+/// panic (`Err`, its payload), as the current exception, and returns the
+/// NULL that tells CPython so. Inside `Python::attach`, which counts the
+/// thread: restoring a lazy error drops the `Py` parts it builds, and those
+/// drops are then immediate (attaching from an uncounted thread also
+/// drains pyo3's deferred pool).
+#[cold]
+#[inline(never)]
+fn raise(failure: Result<PyErr, Box<dyn std::any::Any + Send>>) -> *mut ffi::PyObject {
+    Python::attach(|py| {
+        let error = failure.unwrap_or_else(|payload| {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|text| (*text).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "panic in flexcache".to_owned());
+            PanicException::new_err(message)
+        });
+        error.restore(py);
+    });
+    std::ptr::null_mut()
+}
+
+/// Defines the fast entry `$entry`: an `extern "C"` function that runs
+/// [`enter`] with the entry's wrapper, arity rule and body.
 macro_rules! fast_entry {
     ($(#[$doc:meta])* $entry:ident($wrapper:ident, $arity:path, $body:path)) => {
         $(#[$doc])*
         const $entry: Fastcall = {
             /// # Safety
-            /// Called only by pyo3's trampoline, which passes on what
-            /// CPython passed to the entry.
-            unsafe fn run<'py>(
-                py: Python<'py>,
+            /// Called only by CPython through the method descriptor
+            /// `install` made: `slf` is a live `FlexCache` (the descriptor
+            /// checks the type), `args` holds `nargs` live positional
+            /// arguments followed by one per name in `kwnames`, and the
+            /// calling thread holds the GIL.
+            unsafe extern "C" fn entry(
                 slf: *mut ffi::PyObject,
                 args: *const *mut ffi::PyObject,
                 nargsf: ffi::Py_ssize_t,
                 kwnames: *mut ffi::PyObject,
-            ) -> PyResult<*mut ffi::PyObject> {
+            ) -> *mut ffi::PyObject {
                 let call = RawCall {
                     slf,
                     args,
@@ -226,12 +283,9 @@ macro_rules! fast_entry {
                 };
                 // SAFETY: this function's contract is `enter`'s, and the
                 // entry's arity rule answers only counts `args` holds.
-                unsafe { enter(py, call, &$wrapper, $arity, $body) }
+                unsafe { enter(call, &$wrapper, $arity, $body) }
             }
-            pyo3::impl_::trampoline::get_trampoline_function!(
-                fastcall_cfunction_with_keywords,
-                run
-            )
+            entry
         };
     };
 }
@@ -310,11 +364,25 @@ unsafe fn names_only_ttl(py: Python<'_>, kwnames: *mut ffi::PyObject) -> bool {
     let Ok(names) = names.cast::<PyTuple>() else {
         return false;
     };
+    if names.len() != 1 {
+        return false;
+    }
+    let name = match names.get_borrowed_item(0) {
+        Ok(name) => name,
+        Err(error) => {
+            discard(error);
+            return false;
+        }
+    };
     let ttl = intern!(py, "ttl");
     // CPython interns keyword names, so the identity test nearly always
     // decides; equality covers names built at run time.
-    names.len() == 1
-        && names
-            .get_borrowed_item(0)
-            .is_ok_and(|name| name.is(ttl) || name.eq(ttl).unwrap_or(false))
+    name.is(ttl)
+        || match name.eq(ttl) {
+            Ok(equal) => equal,
+            Err(error) => {
+                discard(error);
+                false
+            }
+        }
 }

@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyString;
 use pyo3::{intern, PyTypeInfo};
 
-use super::args::type_name;
+use super::args::{discard, type_name};
 
 pub(crate) struct Key<'py> {
     pub(crate) text: Bound<'py, PyString>,
@@ -65,12 +65,18 @@ impl<'py> Key<'py> {
     /// the comparison runs no Python code.
     #[inline]
     pub(crate) fn matches(&self, stored: &Py<PyString>) -> bool {
-        stored.is(&self.text)
-            || stored
-                .bind(self.text.py())
-                .as_any()
-                .eq(&self.text)
-                .unwrap_or(false)
+        if stored.is(&self.text) {
+            return true;
+        }
+        match stored.bind(self.text.py()).as_any().eq(&self.text) {
+            Ok(equal) => equal,
+            // Comparing two exact strs does not fail; were it to, the error
+            // is dropped as the rule of the fast bodies says.
+            Err(error) => {
+                discard(error);
+                false
+            }
+        }
     }
 }
 
