@@ -12,6 +12,7 @@ import gc
 import inspect
 import sys
 import weakref
+from datetime import datetime, timedelta, tzinfo
 
 import pytest
 from flexcache import FlexCache
@@ -193,6 +194,87 @@ def test_get_reaping_an_expired_entry_releases_it_before_returning(keyword: bool
     clock.advance(2)
     assert (cache.get(key="k") if keyword else cache.get("k")) is None
     assert alive() is None
+
+
+# The same body runs behind the fast entry (positional arguments) and behind pyo3's
+# wrapper (a call shape the fast entry hands on); both must release what they let go
+# before the call returns.
+SHAPES = pytest.mark.parametrize("shape", ["fast", "wrapper"])
+
+
+def _set(cache: FlexCache, shape: str, key: str, value: object, ttl: object = None) -> None:
+    if shape == "fast":
+        cache.set(key, value, ttl)
+    else:
+        cache.set(key, value=value, ttl=ttl)
+
+
+@SHAPES
+def test_set_evicting_releases_the_victim_before_returning(shape: str) -> None:
+    cache = FlexCache(max_items=1)
+    value = Value()
+    alive = weakref.ref(value)
+    cache.set("victim", value)
+    del value
+    _set(cache, shape, "new", 1)
+    assert "victim" not in cache
+    assert alive() is None
+
+
+@SHAPES
+def test_set_too_large_releases_the_value_before_returning(shape: str) -> None:
+    class Large:
+        def item_size(self) -> int:
+            return 10
+
+    cache = FlexCache(max_bytes=5)
+    value = Large()
+    alive = weakref.ref(value)
+    with pytest.raises(ValueError, match="larger than max_bytes"):
+        _set(cache, shape, "k", value)
+    del value
+    assert alive() is None
+
+
+class Discarded(ValueError):
+    """An error the ttl conversion catches and drops (weakly referenceable, unlike builtins)."""
+
+
+class OffsetOnceZone(tzinfo):
+    """A zone whose `utcoffset()` answers once, then raises `Discarded`.
+
+    Its datetime in year 9999 makes `set` read the offset, then call `timestamp()`,
+    which raises; the conversion then counts days instead and drops the error.
+    """
+
+    def __init__(self) -> None:
+        self.answered = False
+        self.raised: list[weakref.ref[Discarded]] = []
+
+    def utcoffset(self, dt: datetime | None) -> timedelta:
+        if not self.answered:
+            self.answered = True
+            return timedelta(0)
+        raise self._new_error()
+
+    def _new_error(self) -> Discarded:
+        # Made here, not as a local of `utcoffset`, whose frame the traceback keeps.
+        error = Discarded("no offset this time")
+        self.raised.append(weakref.ref(error))
+        return error
+
+    def dst(self, dt: datetime | None) -> timedelta:
+        return timedelta(0)
+
+
+@SHAPES
+def test_set_releases_an_error_it_discards_before_returning(shape: str) -> None:
+    cache = FlexCache()
+    zone = OffsetOnceZone()
+    _set(cache, shape, "k", 1, datetime(9999, 12, 31, tzinfo=zone))
+    assert zone.raised
+    assert [ref() for ref in zone.raised] == [None] * len(zone.raised)
+    assert cache.items == 1
 
 
 def test_failed_calls_leak_no_references(cache: FlexCache) -> None:

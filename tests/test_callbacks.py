@@ -213,6 +213,59 @@ def test_callbacks_found_on_the_instance(tracker) -> None:
     assert closes == ["closed"]
 
 
+class NoneOnTheClass:
+    item_size = None
+    close = None
+
+
+class CallbacksOnTheClass:
+    def item_size(self) -> int:
+        return 7
+
+    def close(self) -> None:
+        raise AssertionError("close() is set to None on the instance")
+
+
+def _with_none(where: str, attributes: tuple[str, ...]) -> object:
+    """A value whose `attributes` are None, on its class or on the instance."""
+    if where == "class":
+        return type("NoneCallbacks", (), dict.fromkeys(attributes))()
+    value = CallbacksOnTheClass()
+    for name in attributes:
+        setattr(value, name, None)
+    return value
+
+
+@pytest.mark.parametrize("where", ["class", "instance"])
+@pytest.mark.parametrize("attributes", [("item_size",), ("close",), ("item_size", "close")])
+def test_callback_set_to_none_counts_as_absent(
+    where: str, attributes: tuple[str, ...], unraisable
+) -> None:
+    """SPEC: an attribute that is None counts as absent: size 1, nothing to close."""
+    cache = FlexCache(max_items=1)
+    value = _with_none(where, attributes)
+    cache.set("v", value)
+    expected_size = 1 if "item_size" in attributes or where == "class" else 7
+    assert cache.bytes == expected_size
+    if "close" in attributes:
+        cache.set("other", 1)  # evicts "v"
+        assert "v" not in cache
+        cache.set("v", value)
+        assert cache.delete("v") is True
+        cache.set("v", value)
+        cache.clear()
+    assert unraisable == []
+
+
+def test_callbacks_set_to_none_on_the_class_are_absent(unraisable) -> None:
+    cache = FlexCache(max_items=1)
+    cache.set("v", NoneOnTheClass())
+    assert cache.bytes == 1
+    cache.set("w", NoneOnTheClass())  # evicts "v", closing nothing
+    assert cache.delete("w") is True
+    assert unraisable == []
+
+
 def test_builtin_values_with_close_are_closed() -> None:
     cache = FlexCache(max_items=1)
     stream = io.BytesIO(b"data")

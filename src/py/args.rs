@@ -30,11 +30,33 @@ impl<'a, 'py> FromPyObject<'a, 'py> for Arg<'py> {
     }
 }
 
+/// Drops an error that is handled rather than returned, inside
+/// `Python::attach`.
+///
+/// The rule of the fast bodies (src/py/fastcall.rs, module docs): they run
+/// on a thread pyo3 does not count as attached, where dropping a `PyErr`
+/// (the `Py` objects of a normalized one, or what a lazy one captured)
+/// would send its objects to pyo3's deferred reference pool until some
+/// later call through pyo3's wrapper drained it. Attaching counts the
+/// thread, so the drop is immediate, and from an uncounted thread it also
+/// drains the pool. Every error a body discards (`.ok()`, `unwrap_or`,
+/// `is_ok_and`, an `Err(_)` arm) goes through here instead. Cold: the
+/// attach (`PyGILState_Ensure`) stays out of the paths that do not fail.
+#[cold]
+#[inline(never)]
+pub(crate) fn discard(error: PyErr) {
+    Python::attach(|_| drop(error));
+}
+
 /// The name of `obj`'s type, for error messages.
 pub(crate) fn type_name(obj: &Bound<'_, PyAny>) -> String {
-    obj.get_type()
-        .name()
-        .map_or_else(|_| "?".to_owned(), |name| name.to_string())
+    match obj.get_type().name() {
+        Ok(name) => name.to_string(),
+        Err(error) => {
+            discard(error);
+            "?".to_owned()
+        }
+    }
 }
 
 /// A duration given as int or float seconds (or, where allowed, a
@@ -54,10 +76,11 @@ fn duration(obj: &Bound<'_, PyAny>, what: &str, accept_timedelta: bool) -> PyRes
         )));
     }
     if obj.is_instance_of::<PyInt>() {
-        if let Ok(seconds) = obj.extract::<u64>() {
-            return Ok(Duration::Nanos(seconds.saturating_mul(NANOS_PER_SECOND)));
+        match obj.extract::<u64>() {
+            Ok(seconds) => return Ok(Duration::Nanos(seconds.saturating_mul(NANOS_PER_SECOND))),
+            // Out of u64: negative, or so large that it saturates.
+            Err(error) => discard(error),
         }
-        // Out of u64: negative, or so large that it saturates.
         return Ok(if obj.lt(0)? {
             Duration::Invalid
         } else {
@@ -240,6 +263,7 @@ fn timestamp(moment: &Bound<'_, PyDateTime>) -> PyResult<f64> {
                     || error.is_instance_of::<PyValueError>(py)
                     || error.is_instance_of::<PyOSError>(py)) =>
         {
+            discard(error);
             const EPOCH_ORDINAL: i64 = 719_163; // date(1970, 1, 1).toordinal()
             let ordinal: i64 = moment.call_method0(intern!(py, "toordinal"))?.extract()?;
             let seconds_of_day = i64::from(moment.get_hour()) * 3_600

@@ -9,7 +9,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
-use super::args::type_name;
+use super::args::{discard, type_name};
 use crate::engine::{Released, ReleasedEntry};
 
 /// Builtin types that have neither `item_size` nor `close` and cannot get
@@ -35,12 +35,23 @@ pub(crate) fn measure(value: &Bound<'_, PyAny>) -> PyResult<(u64, bool)> {
         return Ok((1, false));
     }
     let py = value.py();
-    let size = match optional_attribute(value, intern!(py, "item_size"))? {
+    let size = match protocol_attribute(value, intern!(py, "item_size"))? {
         Some(item_size) => size_from(&item_size.call0()?)?,
         None => 1,
     };
-    let has_close = optional_attribute(value, intern!(py, "close"))?.is_some();
+    let has_close = protocol_attribute(value, intern!(py, "close"))?.is_some();
     Ok((size, has_close))
+}
+
+/// `value.<name>` for one of the value protocols, or `None` when it is
+/// missing or is `None`: SPEC counts an attribute set to `None` as absent,
+/// as Python does for `__hash__ = None`.
+#[inline]
+fn protocol_attribute<'py>(
+    value: &Bound<'py, PyAny>,
+    name: &Bound<'py, PyString>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    Ok(optional_attribute(value, name)?.filter(|attribute| !attribute.is_none()))
 }
 
 /// `getattr(value, name)`, or `None` when it is missing.
@@ -108,12 +119,16 @@ fn size_from(result: &Bound<'_, PyAny>) -> PyResult<u64> {
         Ok(size) => Err(PyValueError::new_err(format!(
             "item_size() must return an int >= 0, got {size}"
         ))),
-        Err(_) if result.lt(0)? => {
-            Err(PyValueError::new_err("item_size() must return an int >= 0"))
+        // Out of i64: the error is dropped as the rule of the fast bodies
+        // says (`args::discard`), and the sign says which message.
+        Err(error) => {
+            discard(error);
+            Err(PyValueError::new_err(if result.lt(0)? {
+                "item_size() must return an int >= 0"
+            } else {
+                "item_size() must return at most 2**63-1"
+            }))
         }
-        Err(_) => Err(PyValueError::new_err(
-            "item_size() must return at most 2**63-1",
-        )),
     }
 }
 
@@ -122,7 +137,7 @@ fn size_from(result: &Bound<'_, PyAny>) -> PyResult<u64> {
 ///
 /// Most operations release nothing, which costs a test here; the rest is
 /// out of line and drains in place: moving the `SmallVec` into a consumer
-/// cost a `delete` more (~40 instructions) than releasing its one entry.
+/// cost a `delete` more than releasing its one entry did.
 #[inline(always)]
 pub(crate) fn close_released(py: Python<'_>, mut released: Released<Py<PyString>, Py<PyAny>>) {
     if !released.is_empty() || released.spilled() {
@@ -143,9 +158,11 @@ fn close_each(py: Python<'_>, released: &mut Released<Py<PyString>, Py<PyAny>>) 
     }
 }
 
-/// Keys and values are dropped as `Bound`, which releases them at once:
-/// dropping a `Py` defers the release to pyo3's pool when pyo3 has not
-/// counted the thread as attached, as in the `fastcall` entries.
+/// Keys and values are dropped as `Bound`, which releases them at once
+/// whatever pyo3 counts. The `fastcall` entries run their bodies on a
+/// thread pyo3 does not count as attached, where dropping them as `Py`
+/// would leave them in pyo3's deferred pool until some later call through
+/// pyo3's wrapper drained it (the rule of src/py/fastcall.rs).
 #[inline]
 pub(crate) fn close_one(py: Python<'_>, entry: ReleasedEntry<Py<PyString>, Py<PyAny>>) {
     let key = entry.key.into_bound(py);
@@ -157,6 +174,13 @@ pub(crate) fn close_one(py: Python<'_>, entry: ReleasedEntry<Py<PyString>, Py<Py
 }
 
 /// `value.close()`; an error goes to `sys.unraisablehook`.
+///
+/// `write_unraisable` restores the error first. The error of a failed
+/// `call_method0` is normalized (pyo3 fetches it from the interpreter), and
+/// restoring a normalized error hands its objects to CPython without
+/// dropping a `Py` (pyo3 0.30, `err_state.rs`); only a lazy error builds
+/// and drops `Py` parts when restored, so this keeps the rule of the fast
+/// bodies (src/py/fastcall.rs).
 #[cold]
 #[inline(never)]
 fn call_close(value: &Bound<'_, PyAny>) {

@@ -1,13 +1,16 @@
 //! The Python binding: `flexcache._core.FlexCache` and `ManualClock`.
 //!
 //! Each method converts its arguments (`args`, `key`), calls `item_size()`
-//! if needed, then makes one engine call under a short mutable borrow that
-//! runs no Python code, and only after the borrow ends closes and drops
-//! what the engine released (`callbacks`). A re-entrant call from
-//! `close()` or `item_size()` therefore finds the cache consistent and not
-//! borrowed; a call from another thread while a borrow is held (which can
-//! only happen if a Python finalizer runs mid-operation) gets pyo3's
-//! `RuntimeError`, never a crash.
+//! if needed, then makes one engine call through
+//! [`FlexCachePy::with_engine`]: under a short mutable borrow that runs no
+//! Python code, and only after the borrow ends it closes and drops what the
+//! engine released (`callbacks`). A re-entrant call from `close()` or
+//! `item_size()` therefore finds the cache consistent and not borrowed; a
+//! call from another thread while a borrow is held (which can only happen
+//! if a Python finalizer runs mid-operation) gets pyo3's `RuntimeError`,
+//! never a crash. `with_engine` is the one place that takes the borrow, so
+//! a thread-safe mode (a lock inside the object instead of pyo3's borrow
+//! flag) is a change to it alone.
 
 mod args;
 mod callbacks;
@@ -19,7 +22,7 @@ use std::sync::Arc;
 use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyString;
-use pyo3::{PyTraverseError, PyVisit};
+use pyo3::{intern, PyTraverseError, PyVisit};
 
 use self::args::{Arg, Ttl};
 use self::callbacks::{close_one, close_released};
@@ -30,6 +33,9 @@ use crate::engine::time::Tick;
 use crate::engine::{Cache, Config, InsertError, NewEntry, ReleaseReason, Released};
 
 type Engine = Cache<Py<PyString>, Py<PyAny>>;
+
+/// What one engine call hands back to be closed and dropped.
+type ReleasedObjects = Released<Py<PyString>, Py<PyAny>>;
 
 /// A clock that only moves when told to, for tests of expiry.
 #[pyclass(name = "ManualClock", module = "flexcache.testing", frozen)]
@@ -91,6 +97,26 @@ struct FlexCachePy {
     scan_interval_seconds: f64,
 }
 
+/// Which time [`FlexCachePy::with_engine`] reads for its engine call.
+#[derive(Clone, Copy, Debug)]
+enum TimeRule {
+    /// For an operation that reads no new deadline: the clock only when the
+    /// time can matter (see [`FlexCachePy::lookup_now`]).
+    Lookup,
+    /// The clock, always: the call computes a deadline or scans.
+    Clock,
+    /// The call takes no time: the engine's latest serves, unread.
+    Untimed,
+}
+
+/// The time an engine call runs at, and the clock it was read from (a
+/// deadline from a wall-clock `ttl` reads that clock's wall time).
+#[derive(Clone, Copy, Debug)]
+struct Time<'a> {
+    now: Tick,
+    clock: &'a Clock,
+}
+
 impl FlexCachePy {
     /// The time for an operation that reads no new deadline: when the time
     /// cannot matter (see `Cache::needs_time`), the engine's latest time
@@ -103,6 +129,41 @@ impl FlexCachePy {
         } else {
             self.inner.latest_now()
         }
+    }
+
+    /// Runs one engine call: borrows the cache mutably, reads the time by
+    /// `time`, calls `call` with the engine, the time and the buffer for
+    /// what it releases, ends the borrow, and then closes and drops what
+    /// was released (user code may run there, and re-enter the cache).
+    /// `call` must not run Python code: the borrow is held while it runs.
+    ///
+    /// Every access to the engine goes through here (the garbage
+    /// collector's `__traverse__` and `__clear__` aside), so this is the
+    /// one place to change for a lock. Inline, so that each method compiles
+    /// to what it would be written out by hand.
+    #[inline(always)]
+    fn with_engine<R>(
+        slf: &Bound<'_, Self>,
+        time: TimeRule,
+        call: impl FnOnce(&mut Engine, Time<'_>, &mut ReleasedObjects) -> R,
+    ) -> PyResult<R> {
+        let mut released = ReleasedObjects::new();
+        let result = {
+            let mut this = slf.try_borrow_mut()?;
+            let this = &mut *this;
+            let now = match time {
+                TimeRule::Lookup => this.lookup_now(),
+                TimeRule::Clock => this.clock.now(),
+                TimeRule::Untimed => this.inner.latest_now(),
+            };
+            let time = Time {
+                now,
+                clock: &this.clock,
+            };
+            call(&mut this.inner, time, &mut released)
+        };
+        close_released(slf.py(), released);
+        Ok(result)
     }
 }
 
@@ -163,34 +224,29 @@ impl FlexCachePy {
         let ttl = args::ttl(ttl)?;
         // User code runs here, before the cache is borrowed.
         let (size, needs_close) = callbacks::measure(value)?;
-        let mut released = Released::new();
-        let result = {
-            let mut this = slf.try_borrow_mut()?;
-            let now = if matches!(ttl, Ttl::Never) {
-                this.lookup_now()
-            } else {
-                this.clock.now()
-            };
-            let deadline = ttl.deadline(now, &this.clock);
+        let time = if matches!(ttl, Ttl::Never) {
+            TimeRule::Lookup
+        } else {
+            TimeRule::Clock
+        };
+        let result = Self::with_engine(slf, time, |engine, time, released| {
             let new = NewEntry {
                 hash: parsed_key.hash,
                 key: parsed_key.text.clone().unbind(),
                 value: value.clone().unbind(),
                 size,
-                deadline,
+                deadline: ttl.deadline(time.now, time.clock),
                 needs_close,
             };
             let result =
-                this.inner
-                    .insert(new, |stored| parsed_key.matches(stored), now, &mut released);
+                engine.insert(new, |stored| parsed_key.matches(stored), time.now, released);
             if !released.is_empty() {
                 // Likely an eviction, and in a run of them: start loading
                 // what the next one will release.
-                prefetch_upcoming_victim(&this.inner);
+                prefetch_upcoming_victim(engine);
             }
             result
-        };
-        close_released(py, released);
+        })?;
         let refused = match result {
             Ok(()) => return Ok(()),
             Err(refused) => refused,
@@ -202,7 +258,9 @@ impl FlexCachePy {
         if !too_large {
             return Err(PyKeyError::new_err(key.clone().unbind()));
         }
-        let max_bytes = slf.try_borrow()?.inner.config().max_bytes;
+        let max_bytes = Self::with_engine(slf, TimeRule::Untimed, |engine, _, _| {
+            engine.config().max_bytes
+        })?;
         Err(PyValueError::new_err(format!(
             "item size {size} is larger than max_bytes ({max_bytes})"
         )))
@@ -218,15 +276,11 @@ impl FlexCachePy {
     ) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
         let key = Key::from_object(key)?;
-        let mut released = Released::new();
-        let found = {
-            let mut this = slf.try_borrow_mut()?;
-            let now = this.lookup_now();
-            this.inner
-                .get(key.hash, |stored| key.matches(stored), now, &mut released)
+        let found = Self::with_engine(slf, TimeRule::Lookup, |engine, time, released| {
+            engine
+                .get(key.hash, |stored| key.matches(stored), time.now, released)
                 .map(|value| value.clone_ref(py))
-        };
-        close_released(py, released);
+        })?;
         Ok(match found {
             Some(value) => value.into_bound(py),
             None => default.unwrap_or_else(|| py.None().into_bound(py)),
@@ -236,14 +290,10 @@ impl FlexCachePy {
     /// Removes `key`, closing its value. False if no live entry held it.
     fn delete<'py>(slf: &Bound<'py, Self>, key: &Bound<'py, PyAny>) -> PyResult<bool> {
         let key = Key::from_object(key)?;
-        let mut released = Released::new();
-        let removed = {
-            let mut this = slf.try_borrow_mut()?;
-            let now = this.lookup_now();
-            this.inner
-                .remove(key.hash, |stored| key.matches(stored), now, &mut released)
-        };
-        close_released(slf.py(), released);
+        let removed = Self::with_engine(slf, TimeRule::Lookup, |engine, time, released| {
+            engine.remove(key.hash, |stored| key.matches(stored), time.now, released)
+        })?;
+        // Closed after the borrow, as what the automatic scan released was.
         Ok(removed.is_some_and(|entry| {
             let live = entry.reason == ReleaseReason::Deleted;
             close_one(slf.py(), entry);
@@ -253,78 +303,95 @@ impl FlexCachePy {
 
     /// Reaps every expired entry now, whatever `scan_interval` says.
     fn scan(slf: &Bound<'_, Self>) -> PyResult<()> {
-        let mut released = Released::new();
-        {
-            let mut this = slf.try_borrow_mut()?;
-            let now = this.clock.now();
-            this.inner.scan(now, &mut released);
-        }
-        close_released(slf.py(), released);
-        Ok(())
+        Self::with_engine(slf, TimeRule::Clock, |engine, time, released| {
+            engine.scan(time.now, released);
+        })
     }
 
     /// Removes every entry, closing each value.
     fn clear(slf: &Bound<'_, Self>) -> PyResult<()> {
-        let mut released = Released::new();
-        slf.try_borrow_mut()?.inner.clear(&mut released);
-        close_released(slf.py(), released);
-        Ok(())
+        Self::with_engine(slf, TimeRule::Untimed, |engine, _, released| {
+            engine.clear(released);
+        })
     }
 
     /// Number of entries held (expired ones count until reaped).
     #[getter]
-    fn items(&self) -> usize {
-        self.inner.len()
+    fn items(slf: &Bound<'_, Self>) -> PyResult<usize> {
+        Self::with_engine(slf, TimeRule::Untimed, |engine, _, _| engine.len())
     }
 
     /// Sum of the sizes of the entries held.
     #[getter]
-    fn bytes(&self) -> u128 {
-        self.inner.bytes()
+    fn bytes(slf: &Bound<'_, Self>) -> PyResult<u128> {
+        Self::with_engine(slf, TimeRule::Untimed, |engine, _, _| engine.bytes())
     }
 
     #[getter]
-    fn eviction_policy(&self) -> &'static str {
-        self.inner.config().policy.name()
+    fn eviction_policy(slf: &Bound<'_, Self>) -> PyResult<&'static str> {
+        Self::with_engine(slf, TimeRule::Untimed, |engine, _, _| {
+            engine.config().policy.name()
+        })
     }
 
+    /// Set at construction and kept by the binding, outside the engine.
     #[getter]
     fn scan_interval(&self) -> f64 {
         self.scan_interval_seconds
     }
 
     #[getter]
-    fn max_items(&self) -> u64 {
-        self.inner.config().max_items
+    fn max_items(slf: &Bound<'_, Self>) -> PyResult<u64> {
+        Self::with_engine(slf, TimeRule::Untimed, |engine, _, _| {
+            engine.config().max_items
+        })
     }
 
     #[getter]
-    fn max_bytes(&self) -> u64 {
-        self.inner.config().max_bytes
+    fn max_bytes(slf: &Bound<'_, Self>) -> PyResult<u64> {
+        Self::with_engine(slf, TimeRule::Untimed, |engine, _, _| {
+            engine.config().max_bytes
+        })
     }
 
-    fn __len__(&self) -> usize {
-        self.inner.len()
+    fn __len__(slf: &Bound<'_, Self>) -> PyResult<usize> {
+        Self::with_engine(slf, TimeRule::Untimed, |engine, _, _| engine.len())
     }
 
-    fn __contains__(&self, key: &Bound<'_, PyAny>) -> PyResult<bool> {
+    fn __contains__(slf: &Bound<'_, Self>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
         let key = Key::from_object(key)?;
-        Ok(self
-            .inner
-            .contains(key.hash, |stored| key.matches(stored), self.lookup_now()))
+        Self::with_engine(slf, TimeRule::Lookup, |engine, time, _| {
+            engine.contains(key.hash, |stored| key.matches(stored), time.now)
+        })
     }
 
-    fn __repr__(&self) -> String {
-        let config = self.inner.config();
-        format!(
-            "FlexCache(eviction_policy='{}', scan_interval={:?}, max_items={}, max_bytes={}, items={}, bytes={})",
-            config.policy.name(),
-            self.scan_interval_seconds,
-            config.max_items,
-            config.max_bytes,
-            self.inner.len(),
-            self.inner.bytes(),
-        )
+    /// The object's own size and the native memory its engine holds (the
+    /// arena of entries, the index, the timing wheel, the side tables).
+    /// Keys and values are objects of their own, which `sys.getsizeof`
+    /// does not count in a container either.
+    fn __sizeof__(slf: &Bound<'_, Self>) -> PyResult<usize> {
+        let own: usize = slf
+            .get_type()
+            .getattr(intern!(slf.py(), "__basicsize__"))?
+            .extract()?;
+        let engine = Self::with_engine(slf, TimeRule::Untimed, |engine, _, _| engine.heap_size())?;
+        Ok(own + engine)
+    }
+
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        let scan_interval = slf.try_borrow()?.scan_interval_seconds;
+        Self::with_engine(slf, TimeRule::Untimed, |engine, _, _| {
+            let config = engine.config();
+            format!(
+                "FlexCache(eviction_policy='{}', scan_interval={:?}, max_items={}, max_bytes={}, items={}, bytes={})",
+                config.policy.name(),
+                scan_interval,
+                config.max_items,
+                config.max_bytes,
+                engine.len(),
+                engine.bytes(),
+            )
+        })
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
@@ -340,7 +407,7 @@ impl FlexCachePy {
     /// Breaks reference cycles for the garbage collector: drops every entry
     /// without calling `close()` (SPEC: collection is not a shutdown).
     fn __clear__(&mut self) {
-        let mut released = Released::new();
+        let mut released = ReleasedObjects::new();
         self.inner.clear(&mut released);
         drop(released);
     }
@@ -358,7 +425,10 @@ fn prefetch_upcoming_victim(engine: &Engine) {
     }
 }
 
-#[pymodule]
+// `gil_used`: key.rs reads a str's cached hash field directly, and the
+// fastcall entries' safety arguments assume the GIL; a free-threaded CPython
+// therefore re-enables the GIL when it imports the module (README, Threads).
+#[pymodule(gil_used = true)]
 #[pyo3(name = "_core")]
 fn core_module(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<FlexCachePy>()?;
