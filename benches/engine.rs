@@ -13,14 +13,14 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use flexcache::engine::time::{Tick, NEVER};
+use flexcache::engine::time::{Nanos, NEVER};
 use flexcache::engine::{Cache, Config, EvictionPolicy, NewEntry, Released};
 
 const N: u64 = 1_000_000;
 const REPS: usize = 5;
-const SECOND: Tick = 1_000_000_000;
+const SECOND: Nanos = 1_000_000_000;
 /// A ttl long enough that nothing falls due while a figure is timed.
-const LONG_TTL: Tick = 3600 * SECOND;
+const LONG_TTL: Nanos = 3600 * SECOND;
 
 type Engine = Cache<u64, u64>;
 
@@ -56,7 +56,13 @@ fn engine(policy: EvictionPolicy, max_items: u64) -> Engine {
     Cache::with_seed(config, 0, 7)
 }
 
-fn set(cache: &mut Engine, key: u64, deadline: Tick, now: Tick, released: &mut Released<u64, u64>) {
+fn set(
+    cache: &mut Engine,
+    key: u64,
+    deadline: Nanos,
+    now: Nanos,
+    released: &mut Released<u64, u64>,
+) {
     let new = NewEntry {
         hash: hash(key),
         key,
@@ -70,7 +76,7 @@ fn set(cache: &mut Engine, key: u64, deadline: Tick, now: Tick, released: &mut R
     released.clear();
 }
 
-fn filled(policy: EvictionPolicy, max_items: u64, keys: &[u64], ttl: Option<Tick>) -> Engine {
+fn filled(policy: EvictionPolicy, max_items: u64, keys: &[u64], ttl: Option<Nanos>) -> Engine {
     let mut cache = engine(policy, max_items);
     let mut released = Released::new();
     let deadline = ttl.unwrap_or(NEVER);

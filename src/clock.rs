@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::engine::time::{Tick, LATEST_NOW, NANOS_PER_SECOND};
+use crate::engine::time::{Nanos, LATEST_NOW, NANOS_PER_SECOND};
 
 /// A clock that stands still until [`ManualClock::advance`] moves it.
 ///
@@ -35,7 +35,7 @@ impl ManualClock {
         update(&self.nanos, |current| current.saturating_add(nanos));
     }
 
-    pub fn now(&self) -> Tick {
+    pub fn now(&self) -> Nanos {
         self.nanos.load(Ordering::Relaxed)
     }
 
@@ -84,7 +84,7 @@ impl Clock {
     /// manual clock advanced to the end of its range.
     #[inline]
     #[must_use]
-    pub fn now(&self) -> Tick {
+    pub fn now(&self) -> Nanos {
         let now = match self {
             Clock::Monotonic { clock, origin } => clock.delta_as_nanos(*origin, clock.raw()),
             Clock::Manual(manual) => manual.now(),

@@ -7,7 +7,7 @@
 use super::arena::{Arena, SlotId};
 use super::index::{IndexHash, STORED_HASH_BITS};
 use super::list::{Link, Links, LinksMut};
-use super::time::{Tick, NEVER};
+use super::time::{Nanos, NEVER};
 use super::wheel::TimerNodes;
 
 #[derive(Debug)]
@@ -22,7 +22,7 @@ pub(crate) struct Entry<K, V> {
     /// `sizes::LargeSizes` encodes them.
     size_field: u32,
     /// The exact deadline; `NEVER` exactly when the entry is not in the wheel.
-    deadline: Tick,
+    deadline: Nanos,
     /// Links in the entry's wheel bucket.
     timer_link: Link,
     /// Links in the LRU/FIFO order list; unused under the other policies.
@@ -75,7 +75,7 @@ impl<K, V> Entry<K, V> {
     }
 
     #[inline]
-    pub(crate) fn deadline(&self) -> Tick {
+    pub(crate) fn deadline(&self) -> Nanos {
         self.deadline
     }
 }
@@ -90,11 +90,11 @@ impl<K, V> TimerNodes for Arena<Entry<K, V>> {
         &mut self.get_mut(id).timer_link
     }
     #[inline]
-    fn deadline(&self, id: SlotId) -> Tick {
+    fn deadline(&self, id: SlotId) -> Nanos {
         self.get(id).deadline
     }
     #[inline]
-    fn set_deadline(&mut self, id: SlotId, deadline: Tick) {
+    fn set_deadline(&mut self, id: SlotId, deadline: Nanos) {
         self.get_mut(id).deadline = deadline;
     }
 }

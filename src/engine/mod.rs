@@ -34,7 +34,7 @@ pub use self::policy::EvictionPolicy;
 use self::policy::Policy;
 pub use self::prefetch::prefetch;
 use self::sizes::LargeSizes;
-use self::time::{Tick, LATEST_NOW, NEVER};
+use self::time::{Nanos, LATEST_NOW, NEVER};
 use self::wheel::TimerWheel;
 
 /// Why an entry left the cache.
@@ -87,7 +87,7 @@ pub struct Config {
     pub max_items: u64,
     pub max_bytes: u64,
     /// Minimum time between automatic scans; [`NEVER`] for none.
-    pub scan_interval: Tick,
+    pub scan_interval: Nanos,
 }
 
 impl Default for Config {
@@ -109,7 +109,7 @@ pub struct NewEntry<K, V> {
     pub value: V,
     pub size: u64,
     /// Absolute deadline; [`NEVER`] for none.
-    pub deadline: Tick,
+    pub deadline: Nanos,
     /// Whether the caller must close the value when the cache lets it go
     /// (the binding: the value has `close()`). The engine only hands it
     /// back, in [`ReleasedEntry::needs_close`].
@@ -136,9 +136,9 @@ pub struct Cache<K, V> {
     /// u128 so that unlimited caches of huge sizes cannot overflow.
     bytes: u128,
     /// When every due entry was last reaped (the `scan_interval` gate).
-    last_scan: Tick,
+    last_scan: Nanos,
     /// The latest `now` seen: time never goes back for the engine.
-    latest_now: Tick,
+    latest_now: Nanos,
     /// Reused buffer for the wheel's due ids.
     due: Vec<SlotId>,
     large_sizes: LargeSizes,
@@ -156,17 +156,17 @@ enum Indexed {
 impl<K, V> Cache<K, V> {
     /// A cache whose clock starts at `now`; `random` gets an OS-seeded RNG.
     #[must_use]
-    pub fn new(config: Config, now: Tick) -> Self {
+    pub fn new(config: Config, now: Nanos) -> Self {
         Self::with_rng(config, now, SmallRng::from_os_rng())
     }
 
     /// As [`Cache::new`] with a seeded RNG, for reproducible tests.
     #[must_use]
-    pub fn with_seed(config: Config, now: Tick, seed: u64) -> Self {
+    pub fn with_seed(config: Config, now: Nanos, seed: u64) -> Self {
         Self::with_rng(config, now, SmallRng::seed_from_u64(seed))
     }
 
-    fn with_rng(config: Config, now: Tick, rng: SmallRng) -> Self {
+    fn with_rng(config: Config, now: Nanos, rng: SmallRng) -> Self {
         let now = now.min(LATEST_NOW);
         Cache {
             entries: Arena::new(),
@@ -239,13 +239,13 @@ impl<K, V> Cache<K, V> {
     /// The latest `now` any operation has passed.
     #[inline]
     #[must_use]
-    pub fn latest_now(&self) -> Tick {
+    pub fn latest_now(&self) -> Nanos {
         self.latest_now
     }
 
     /// Clamps `now` into the engine's range and keeps it from going back.
     #[inline]
-    fn observe(&mut self, now: Tick) -> Tick {
+    fn observe(&mut self, now: Nanos) -> Nanos {
         self.latest_now = self.latest_now.max(now.min(LATEST_NOW));
         self.latest_now
     }
@@ -272,7 +272,7 @@ impl<K, V> Cache<K, V> {
         &mut self,
         hash: u64,
         eq: impl FnMut(&K) -> bool,
-        now: Tick,
+        now: Nanos,
         released: &mut Released<K, V>,
     ) -> Option<&V> {
         let now = self.observe(now);
@@ -288,7 +288,7 @@ impl<K, V> Cache<K, V> {
 
     /// True when a live entry holds the key. Changes nothing.
     #[inline]
-    pub fn contains(&self, hash: u64, eq: impl FnMut(&K) -> bool, now: Tick) -> bool {
+    pub fn contains(&self, hash: u64, eq: impl FnMut(&K) -> bool, now: Nanos) -> bool {
         let now = now.min(LATEST_NOW).max(self.latest_now);
         self.find(hash, eq)
             .is_some_and(|id| self.entries.get(id).deadline() > now)
@@ -304,7 +304,7 @@ impl<K, V> Cache<K, V> {
         &mut self,
         new: NewEntry<K, V>,
         eq: impl FnMut(&K) -> bool,
-        now: Tick,
+        now: Nanos,
         released: &mut Released<K, V>,
     ) -> Result<(), InsertError<K, V>> {
         let now = self.observe(now);
@@ -339,7 +339,7 @@ impl<K, V> Cache<K, V> {
         &mut self,
         hash: u64,
         eq: impl FnMut(&K) -> bool,
-        now: Tick,
+        now: Nanos,
         released: &mut Released<K, V>,
     ) -> Option<ReleasedEntry<K, V>> {
         let now = self.observe(now);
@@ -357,7 +357,7 @@ impl<K, V> Cache<K, V> {
     }
 
     /// Reaps every expired entry, then enforces the limits.
-    pub fn scan(&mut self, now: Tick, released: &mut Released<K, V>) {
+    pub fn scan(&mut self, now: Nanos, released: &mut Released<K, V>) {
         let now = self.observe(now);
         self.expire_due(now, released);
         self.make_room(0, 0, now, released);
@@ -392,7 +392,7 @@ impl<K, V> Cache<K, V> {
     /// The automatic scan at the start of `get`/`insert`/`remove`, gated by
     /// `scan_interval`. Nothing due costs a few bitmap tests, inline.
     #[inline]
-    fn auto_scan(&mut self, now: Tick, released: &mut Released<K, V>) {
+    fn auto_scan(&mut self, now: Nanos, released: &mut Released<K, V>) {
         if now - self.last_scan >= self.config.scan_interval {
             self.expire_due(now, released);
         }
@@ -400,7 +400,7 @@ impl<K, V> Cache<K, V> {
 
     /// Reaps every entry due by `now`.
     #[inline]
-    fn expire_due(&mut self, now: Tick, released: &mut Released<K, V>) {
+    fn expire_due(&mut self, now: Nanos, released: &mut Released<K, V>) {
         self.last_scan = now;
         if !self.wheel.nothing_due(now) {
             self.expire_from_wheel(now, released);
@@ -408,7 +408,7 @@ impl<K, V> Cache<K, V> {
     }
 
     #[inline(never)]
-    fn expire_from_wheel(&mut self, now: Tick, released: &mut Released<K, V>) {
+    fn expire_from_wheel(&mut self, now: Nanos, released: &mut Released<K, V>) {
         let mut due = std::mem::take(&mut self.due);
         self.wheel.advance(&mut self.entries, now, &mut due);
         released.reserve(due.len());
@@ -430,7 +430,7 @@ impl<K, V> Cache<K, V> {
     /// entries go first, then victims by policy until the limits hold.
     /// Inline, as the test alone is what most inserts pay.
     #[inline(always)]
-    fn make_room(&mut self, items: u64, bytes: u64, now: Tick, released: &mut Released<K, V>) {
+    fn make_room(&mut self, items: u64, bytes: u64, now: Nanos, released: &mut Released<K, V>) {
         if !self.over_limits(items, bytes) {
             return;
         }

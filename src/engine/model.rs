@@ -25,7 +25,7 @@
 use std::collections::{BTreeSet, VecDeque};
 
 use super::arena::SlotId;
-use super::time::{Tick, LATEST_NOW, NEVER};
+use super::time::{Nanos, LATEST_NOW, NEVER};
 use super::wheel::{TimerNode, TimerNodeVec, TimerNodes, TimerWheel, TICK_SHIFT};
 use super::{Cache, Config, EvictionPolicy, InsertError, NewEntry, ReleaseReason, Released};
 
@@ -75,7 +75,7 @@ impl<'a> Input<'a> {
 
 /// A deadline relative to `now`, from the input: none, small, on or next to
 /// a bucket edge, distant, already past, or at the very end of time.
-fn decode_deadline(input: &mut Input, now: Tick) -> Tick {
+fn decode_deadline(input: &mut Input, now: Nanos) -> Nanos {
     match input.below(10) {
         0 | 1 => NEVER,
         2 => now.saturating_add(input.bytes(2)),
@@ -94,21 +94,21 @@ fn decode_deadline(input: &mut Input, now: Tick) -> Tick {
 
 /// A later `now`: small steps, bucket steps, exactly onto (or next to) a
 /// held deadline, huge jumps, and up to the end of the clock's range.
-fn decode_advance(input: &mut Input, now: Tick, deadlines: &[Tick]) -> Tick {
-    let deadline_near = |pick: u8, offset: i8| {
+fn decode_advance(input: &mut Input, now: Nanos, deadlines: &[Nanos]) -> Nanos {
+    let deadline_near = |pick: u8, offset: i64| {
         let deadline = deadlines
             .iter()
             .copied()
             .filter(|&d| d != NEVER)
             .nth(usize::from(pick))?;
-        Some(deadline.saturating_add_signed(i64::from(offset)))
+        Some(deadline.saturating_add_signed(offset))
     };
     match input.below(10) {
         0 => now.saturating_add(u64::from(input.byte())),
         1 => now.saturating_add(input.bytes(2) << 4),
         2 => now.saturating_add(u64::from(input.below(70)) * BUCKET),
         3 | 4 => {
-            let (pick, offset) = (input.below(KEYS), input.below(3) as i8 - 1);
+            let (pick, offset) = (input.below(KEYS), i64::from(input.below(3)) - 1);
             deadline_near(pick, offset).unwrap_or(now.saturating_add(1))
         }
         5 => now.saturating_add(1 << input.below(64)),
@@ -126,7 +126,7 @@ type Release = (u8, u64, ReleaseReason);
 #[derive(Clone, Copy, Debug)]
 enum Op {
     New,
-    Insert { key: u8, size: u64, deadline: Tick },
+    Insert { key: u8, size: u64, deadline: Nanos },
     Get(u8),
     Contains(u8),
     Remove(u8),
@@ -147,7 +147,7 @@ struct ModelEntry {
     key: u8,
     value: u64,
     size: u64,
-    deadline: Tick,
+    deadline: Nanos,
 }
 
 /// The cache as the contract describes it.
@@ -158,13 +158,13 @@ struct Model {
     /// `lru`/`fifo`: a set appends, an LRU hit moves to the back.
     entries: Vec<ModelEntry>,
     /// The latest `now` seen, clamped to `LATEST_NOW`: time never goes back.
-    now: Tick,
+    now: Nanos,
     /// When expired entries were last all reaped.
-    last_scan: Tick,
+    last_scan: Nanos,
 }
 
 impl Model {
-    fn new(config: Config, now: Tick) -> Self {
+    fn new(config: Config, now: Nanos) -> Self {
         let now = now.min(LATEST_NOW);
         Model {
             config,
@@ -174,7 +174,7 @@ impl Model {
         }
     }
 
-    fn observe(&mut self, now: Tick) {
+    fn observe(&mut self, now: Nanos) {
         self.now = self.now.max(now.min(LATEST_NOW));
     }
 
@@ -257,7 +257,7 @@ impl Model {
         self.take(index, ReleaseReason::Evicted, out);
     }
 
-    fn get(&mut self, key: u8, now: Tick, out: &mut Vec<Release>) -> Option<u64> {
+    fn get(&mut self, key: u8, now: Nanos, out: &mut Vec<Release>) -> Option<u64> {
         self.observe(now);
         self.auto_scan(out);
         let index = self.position(key)?;
@@ -273,7 +273,7 @@ impl Model {
         Some(entry.value)
     }
 
-    fn contains(&self, key: u8, now: Tick) -> bool {
+    fn contains(&self, key: u8, now: Nanos) -> bool {
         let now = now.min(LATEST_NOW).max(self.now);
         self.entries
             .iter()
@@ -283,7 +283,7 @@ impl Model {
     fn insert(
         &mut self,
         new: ModelEntry,
-        now: Tick,
+        now: Nanos,
         chosen: &mut VecDeque<u8>,
         out: &mut Vec<Release>,
     ) -> Result<(), Refusal> {
@@ -309,7 +309,7 @@ impl Model {
         Ok(())
     }
 
-    fn remove(&mut self, key: u8, now: Tick, out: &mut Vec<Release>) -> bool {
+    fn remove(&mut self, key: u8, now: Nanos, out: &mut Vec<Release>) -> bool {
         self.observe(now);
         self.auto_scan(out);
         let Some(index) = self.position(key) else {
@@ -325,7 +325,7 @@ impl Model {
         live
     }
 
-    fn scan(&mut self, now: Tick, chosen: &mut VecDeque<u8>, out: &mut Vec<Release>) {
+    fn scan(&mut self, now: Nanos, chosen: &mut VecDeque<u8>, out: &mut Vec<Release>) {
         self.observe(now);
         self.reap_expired(out);
         while self.over_limits(0, 0) {
@@ -350,7 +350,7 @@ struct Harness {
     cache: Cache<u8, u64>,
     model: Model,
     /// The driver's clock; it may reach `u64::MAX`, which both clamp.
-    now: Tick,
+    now: Nanos,
     next_value: u64,
     step: usize,
     /// The step being checked, for failure messages.
@@ -358,7 +358,7 @@ struct Harness {
 }
 
 impl Harness {
-    fn new(config: Config, now: Tick, seed: u64) -> Self {
+    fn new(config: Config, now: Nanos, seed: u64) -> Self {
         Harness {
             cache: Cache::with_seed(config, now, seed),
             model: Model::new(config, now),
@@ -603,7 +603,7 @@ impl Harness {
     }
 
     fn advance(&mut self, input: &mut Input) {
-        let deadlines: Vec<Tick> = self
+        let deadlines: Vec<Nanos> = self
             .model
             .entries
             .iter()
@@ -696,15 +696,15 @@ pub fn run(data: &[u8]) {
 pub(crate) struct WheelHarness {
     pub(crate) wheel: TimerWheel,
     nodes: TimerNodeVec,
-    model: BTreeSet<(Tick, usize)>,
-    pub(crate) now: Tick,
+    model: BTreeSet<(Nanos, usize)>,
+    pub(crate) now: Nanos,
     /// Operations so far, for failure messages.
     step: usize,
 }
 
 impl WheelHarness {
     /// A wheel over nodes `0..ids`, whose clock starts at `now`.
-    pub(crate) fn new(ids: usize, now: Tick) -> Self {
+    pub(crate) fn new(ids: usize, now: Nanos) -> Self {
         WheelHarness {
             wheel: TimerWheel::new(now),
             nodes: TimerNodeVec(vec![TimerNode::default(); ids]),
@@ -721,7 +721,7 @@ impl WheelHarness {
     }
 
     /// Gives node `index` the deadline `deadline`, scheduled or not before.
-    pub(crate) fn schedule(&mut self, index: usize, deadline: Tick) {
+    pub(crate) fn schedule(&mut self, index: usize, deadline: Nanos) {
         self.step += 1;
         let id = SlotId::from_index(index);
         self.forget(index);
@@ -773,7 +773,7 @@ impl WheelHarness {
     /// Moves the clock to `now`. With `always`, advances the wheel; without,
     /// only when `nothing_due` says to look, as the cache does (a skipped
     /// advance leaves the wheel behind the clock). Checks the due ids.
-    pub(crate) fn advance(&mut self, now: Tick, always: bool) {
+    pub(crate) fn advance(&mut self, now: Nanos, always: bool) {
         self.step += 1;
         let step = self.step;
         self.now = now;
@@ -836,7 +836,7 @@ impl WheelHarness {
     }
 
     /// The deadlines scheduled, soonest first.
-    fn deadlines(&self) -> Vec<Tick> {
+    fn deadlines(&self) -> Vec<Nanos> {
         self.model.iter().map(|&(deadline, _)| deadline).collect()
     }
 }

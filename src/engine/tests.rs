@@ -3,12 +3,12 @@
 use super::time::NEVER;
 use super::*;
 
-const SECOND: Tick = 1_000_000_000;
+const SECOND: Nanos = 1_000_000_000;
 
 /// A thin driver over the engine with `&'static str` keys and `u32` values.
 struct Driver {
     cache: Cache<&'static str, u32>,
-    now: Tick,
+    now: Nanos,
     released: Vec<(&'static str, u32, ReleaseReason)>,
 }
 
@@ -45,7 +45,7 @@ impl Driver {
         key: &'static str,
         value: u32,
         size: u64,
-        ttl: Option<Tick>,
+        ttl: Option<Nanos>,
     ) -> Result<(), &'static str> {
         let mut released = Released::new();
         let deadline = ttl.map_or(NEVER, |ttl| self.now.saturating_add(ttl));
@@ -189,7 +189,7 @@ fn random_eviction_compacts_a_sparse_arena_and_stays_uniform() {
         for (i, key) in KEYS.into_iter().enumerate() {
             let size = if i % 4 == 3 { LARGE } else { 1 };
             // Odd keys share one wheel bucket, so moved nodes have neighbours.
-            let ttl = (i % 2 == 1).then_some(10 * SECOND + i as Tick);
+            let ttl = (i % 2 == 1).then_some(10 * SECOND + i as Nanos);
             d.set(key, i as u32, size, ttl).unwrap();
         }
         for key in KEYS.into_iter().filter(|key| !kept.contains(key)) {

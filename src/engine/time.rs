@@ -1,25 +1,25 @@
-//! Time as the engine sees it: a [`Tick`] is a count of nanoseconds on a
+//! Time as the engine sees it: a [`Nanos`] is a count of nanoseconds on a
 //! monotonic clock the caller reads; the engine never reads one itself.
 //! Deadlines saturate instead of overflowing, and [`NEVER`] means "does not
 //! expire": an entry with that deadline is not in the timing wheel at all.
 
 /// Nanoseconds on the caller's monotonic clock.
-pub type Tick = u64;
+pub type Nanos = u64;
 
 /// The deadline of an entry that never expires. No `now` reaches it: the
 /// engine clamps `now` to `NEVER - 1`.
-pub const NEVER: Tick = u64::MAX;
+pub const NEVER: Nanos = u64::MAX;
 
 /// The latest `now` the engine accepts, so that `deadline <= now` is never
 /// true for [`NEVER`].
-pub const LATEST_NOW: Tick = NEVER - 1;
+pub const LATEST_NOW: Nanos = NEVER - 1;
 
 pub const NANOS_PER_SECOND: u64 = 1_000_000_000;
 
 /// `now + ttl`, saturating to [`NEVER`] for deadlines past the clock's range.
 #[inline]
 #[must_use]
-pub fn deadline_after(now: Tick, ttl_nanos: u64) -> Tick {
+pub fn deadline_after(now: Nanos, ttl_nanos: u64) -> Nanos {
     now.saturating_add(ttl_nanos)
 }
 

@@ -29,7 +29,7 @@
 
 use super::arena::SlotId;
 use super::list::{Link, Links, LinksMut, List};
-use super::time::{Tick, NEVER};
+use super::time::{Nanos, NEVER};
 
 /// log2 of the level-0 bucket width in nanoseconds.
 pub(crate) const TICK_SHIFT: u32 = 20;
@@ -39,12 +39,12 @@ const SLOT_MASK: u64 = SLOTS as u64 - 1;
 const LEVELS: usize = 8;
 
 /// A count of level-0 buckets (2^[`TICK_SHIFT`] ns each) on the caller's
-/// clock: the unit the wheel files deadlines in, as a [`Tick`] is the unit
+/// clock: the unit the wheel files deadlines in, as a [`Nanos`] is the unit
 /// deadlines are given in.
 type WheelTick = u64;
 
 #[inline]
-fn wheel_tick(deadline: Tick) -> WheelTick {
+fn wheel_tick(deadline: Nanos) -> WheelTick {
     deadline >> TICK_SHIFT
 }
 
@@ -54,10 +54,10 @@ fn wheel_tick(deadline: Tick) -> WheelTick {
 pub(crate) trait TimerNodes {
     fn timer_link(&self, id: SlotId) -> &Link;
     fn timer_link_mut(&mut self, id: SlotId) -> &mut Link;
-    fn deadline(&self, id: SlotId) -> Tick;
+    fn deadline(&self, id: SlotId) -> Nanos;
     /// For the wheel alone: [`TimerWheel::schedule`], `reschedule`,
     /// `deschedule` and the due nodes of `advance`.
-    fn set_deadline(&mut self, id: SlotId, deadline: Tick);
+    fn set_deadline(&mut self, id: SlotId, deadline: Nanos);
 }
 
 /// The wheel's fields of one node, for wheels driven alone (tests, the
@@ -66,7 +66,7 @@ pub(crate) trait TimerNodes {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct TimerNode {
     link: Link,
-    deadline: Tick,
+    deadline: Nanos,
 }
 
 #[cfg(any(test, fuzzing))]
@@ -92,10 +92,10 @@ impl TimerNodes for TimerNodeVec {
     fn timer_link_mut(&mut self, id: SlotId) -> &mut Link {
         &mut self.0[id.index()].link
     }
-    fn deadline(&self, id: SlotId) -> Tick {
+    fn deadline(&self, id: SlotId) -> Nanos {
         self.0[id.index()].deadline
     }
-    fn set_deadline(&mut self, id: SlotId, deadline: Tick) {
+    fn set_deadline(&mut self, id: SlotId, deadline: Nanos) {
         self.0[id.index()].deadline = deadline;
     }
 }
@@ -140,7 +140,7 @@ pub(crate) struct TimerWheel {
     occupied: [u64; LEVELS],
     elapsed: WheelTick,
     /// A lower bound of the deadlines in each level-0 bucket.
-    earliest: [Tick; SLOTS],
+    earliest: [Nanos; SLOTS],
     /// Bit `b` set when level-0 bucket `b` is in deadline order.
     sorted: u64,
     len: usize,
@@ -148,7 +148,7 @@ pub(crate) struct TimerWheel {
 
 impl TimerWheel {
     /// A wheel whose clock starts at `now`.
-    pub(crate) fn new(now: Tick) -> Self {
+    pub(crate) fn new(now: Nanos) -> Self {
         TimerWheel {
             buckets: Box::new([List::default(); LEVELS * SLOTS]),
             occupied: [0; LEVELS],
@@ -197,7 +197,7 @@ impl TimerWheel {
     /// in. It follows from the deadline and `elapsed`, so a node stores no
     /// bucket number (a past deadline is in the current bucket).
     #[inline]
-    fn bucket_of(&self, deadline: Tick) -> usize {
+    fn bucket_of(&self, deadline: Nanos) -> usize {
         debug_assert_ne!(deadline, NEVER, "NEVER is not filed");
         let (level, slot) = self.position(wheel_tick(deadline).max(self.elapsed));
         level * SLOTS + slot
@@ -213,7 +213,7 @@ impl TimerWheel {
     /// its bucket unless the deadline is [`NEVER`]. A deadline already past
     /// goes into the current bucket, to be reaped by the next `advance`.
     #[inline(always)]
-    pub(crate) fn schedule(&mut self, nodes: &mut impl TimerNodes, id: SlotId, deadline: Tick) {
+    pub(crate) fn schedule(&mut self, nodes: &mut impl TimerNodes, id: SlotId, deadline: Nanos) {
         debug_assert!(!Self::is_scheduled(nodes, id), "{id:?} already scheduled");
         // Most entries have no deadline: that test is all they pay, inline.
         if deadline != NEVER {
@@ -223,7 +223,7 @@ impl TimerWheel {
 
     /// Files `id` in the bucket of `deadline`, not [`NEVER`].
     #[inline]
-    fn file(&mut self, nodes: &mut impl TimerNodes, id: SlotId, deadline: Tick) {
+    fn file(&mut self, nodes: &mut impl TimerNodes, id: SlotId, deadline: Nanos) {
         let bucket = self.bucket_of(deadline);
         let (level, slot) = (bucket / SLOTS, bucket % SLOTS);
         if level == 0 {
@@ -253,7 +253,7 @@ impl TimerWheel {
         expect(dead_code, reason = "the wheel's own API; `touch` will call it")
     )]
     #[inline]
-    pub(crate) fn reschedule(&mut self, nodes: &mut impl TimerNodes, id: SlotId, deadline: Tick) {
+    pub(crate) fn reschedule(&mut self, nodes: &mut impl TimerNodes, id: SlotId, deadline: Nanos) {
         self.deschedule(nodes, id);
         self.schedule(nodes, id, deadline);
     }
@@ -302,7 +302,7 @@ impl TimerWheel {
     /// must look: a passed coarse bucket may hold only later deadlines).
     /// O(levels).
     #[inline]
-    pub(crate) fn nothing_due(&self, now: Tick) -> bool {
+    pub(crate) fn nothing_due(&self, now: Nanos) -> bool {
         if self.len == 0 {
             return true;
         }
@@ -321,7 +321,7 @@ impl TimerWheel {
     pub(crate) fn advance(
         &mut self,
         nodes: &mut impl TimerNodes,
-        now: Tick,
+        now: Nanos,
         due: &mut Vec<SlotId>,
     ) {
         let target = wheel_tick(now);
@@ -362,7 +362,7 @@ impl TimerWheel {
         &mut self,
         nodes: &mut impl TimerNodes,
         slot: usize,
-        now: Tick,
+        now: Nanos,
         due: &mut Vec<SlotId>,
     ) {
         let bit = 1u64 << slot;
@@ -539,7 +539,7 @@ mod tests {
     #[test]
     fn deadlines_on_bucket_edges_fall_due_exactly() {
         for level in 0..LEVELS as u32 {
-            let edge: Tick = 1 << (TICK_SHIFT + SLOT_BITS * level);
+            let edge: Nanos = 1 << (TICK_SHIFT + SLOT_BITS * level);
             let mut h = WheelHarness::new(3, 0);
             for (index, deadline) in [edge - 1, edge, edge + 1].into_iter().enumerate() {
                 h.schedule(index, deadline);
@@ -553,7 +553,7 @@ mod tests {
         }
     }
 
-    fn random_walk(seed: u64, start: Tick, steps: usize, n: usize, max_step: u64) {
+    fn random_walk(seed: u64, start: Nanos, steps: usize, n: usize, max_step: u64) {
         let mut rng = SmallRng::seed_from_u64(seed);
         let mut h = WheelHarness::new(n, start);
         for _ in 0..steps {

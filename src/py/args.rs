@@ -10,7 +10,7 @@ use pyo3::types::{
 use pyo3::{intern, Borrowed};
 
 use crate::clock::Clock;
-use crate::engine::time::{deadline_after, seconds_to_nanos, Tick, NANOS_PER_SECOND, NEVER};
+use crate::engine::time::{deadline_after, seconds_to_nanos, Nanos, NANOS_PER_SECOND, NEVER};
 use crate::engine::EvictionPolicy;
 
 /// An optional argument that tells "not passed" from an explicit `None`,
@@ -149,7 +149,7 @@ pub(crate) fn eviction_policy(arg: Arg<'_>) -> PyResult<EvictionPolicy> {
 
 /// The scan interval in nanoseconds ([`NEVER`] for infinity) and as the
 /// float seconds the user gave.
-pub(crate) fn scan_interval(arg: Arg<'_>) -> PyResult<(Tick, f64)> {
+pub(crate) fn scan_interval(arg: Arg<'_>) -> PyResult<(Nanos, f64)> {
     let Arg::Given(obj) = arg else {
         return Ok((0, 0.0));
     };
@@ -203,7 +203,7 @@ pub(crate) enum Ttl {
 impl Ttl {
     /// The deadline on the monotonic clock, reading the wall through the
     /// same clock as `now` so that a manual clock moves both.
-    pub(crate) fn deadline(self, now: Tick, clock: &Clock) -> Tick {
+    pub(crate) fn deadline(self, now: Nanos, clock: &Clock) -> Nanos {
         match self {
             Ttl::Never => NEVER,
             Ttl::After(nanos) => deadline_after(now, nanos),
@@ -263,8 +263,8 @@ fn timestamp(moment: &Bound<'_, PyDateTime>) -> PyResult<f64> {
                     || error.is_instance_of::<PyValueError>(py)
                     || error.is_instance_of::<PyOSError>(py)) =>
         {
-            discard(error);
             const EPOCH_ORDINAL: i64 = 719_163; // date(1970, 1, 1).toordinal()
+            discard(error);
             let ordinal: i64 = moment.call_method0(intern!(py, "toordinal"))?.extract()?;
             let seconds_of_day = i64::from(moment.get_hour()) * 3_600
                 + i64::from(moment.get_minute()) * 60

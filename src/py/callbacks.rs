@@ -97,7 +97,7 @@ fn optional_attribute<'py>(
     // 2. `value` and `name` are live objects borrowed for the call; the
     //    function does not steal them.
     // 3. `result` is a valid out-pointer to a local.
-    let found = unsafe { _PyObject_LookupAttr(value.as_ptr(), name.as_ptr(), &mut result) };
+    let found = unsafe { _PyObject_LookupAttr(value.as_ptr(), name.as_ptr(), &raw mut result) };
     match found {
         // SAFETY: on 1, `result` is a new (owned) non-null reference, which
         // `from_owned_ptr` takes over exactly once.

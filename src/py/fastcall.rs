@@ -41,8 +41,8 @@
 //!
 //! A `Py` or `PyErr` dropped against the rule is not freed until some
 //! later call through pyo3's wrapper drains the pool: 100k calls leave
-//! 100k objects. tests/test_memory.py counts allocated blocks over such
-//! runs, and tests/test_call_paths.py checks that what a call lets go is
+//! 100k objects. `tests/test_memory.py` counts allocated blocks over such
+//! runs, and `tests/test_call_paths.py` checks that what a call lets go is
 //! released before it returns, behind the fast entry and behind pyo3's
 //! wrapper alike.
 
@@ -201,7 +201,7 @@ unsafe fn enter(
     arity: Arity,
     body: impl for<'a, 'py> FnOnce(
         &Bound<'py, FlexCachePy>,
-        Args<'a, 'py>,
+        &Args<'a, 'py>,
     ) -> PyResult<*mut ffi::PyObject>,
 ) -> *mut ffi::PyObject {
     // SAFETY: CPython passes the vectorcall count here, flags included.
@@ -226,7 +226,7 @@ unsafe fn enter(
     // SAFETY: `args` points to at least `count` (>= 1) argument pointers
     // (this function's contract), which stay valid until the entry returns.
     let values = unsafe { std::slice::from_raw_parts(call.args, count) };
-    let failure = match catch_unwind(AssertUnwindSafe(|| body(&slf, Args { py, values }))) {
+    let failure = match catch_unwind(AssertUnwindSafe(|| body(&slf, &Args { py, values }))) {
         Ok(Ok(result)) => return result,
         Ok(Err(error)) => Ok(error),
         Err(payload) => Err(payload),
@@ -302,9 +302,9 @@ fn get_arity(_py: Python<'_>, nargs: usize, kwnames: *mut ffi::PyObject) -> Opti
 #[inline(always)]
 fn get_body<'py>(
     slf: &Bound<'py, FlexCachePy>,
-    args: Args<'_, 'py>,
+    args: &Args<'_, 'py>,
 ) -> PyResult<*mut ffi::PyObject> {
-    let default = args.get(1).map(|default| default.to_owned());
+    let default = args.get(1).map(Borrowed::to_owned);
     FlexCachePy::get(slf, &args.required(0), default).map(Bound::into_ptr)
 }
 
@@ -329,7 +329,7 @@ unsafe fn set_arity(py: Python<'_>, nargs: usize, kwnames: *mut ffi::PyObject) -
 #[inline(always)]
 fn set_body<'py>(
     slf: &Bound<'py, FlexCachePy>,
-    args: Args<'_, 'py>,
+    args: &Args<'_, 'py>,
 ) -> PyResult<*mut ffi::PyObject> {
     let ttl = args.get(2);
     FlexCachePy::set(slf, &args.required(0), &args.required(1), ttl.as_deref())?;
@@ -348,7 +348,7 @@ fn delete_arity(_py: Python<'_>, nargs: usize, kwnames: *mut ffi::PyObject) -> O
 #[inline(always)]
 fn delete_body<'py>(
     slf: &Bound<'py, FlexCachePy>,
-    args: Args<'_, 'py>,
+    args: &Args<'_, 'py>,
 ) -> PyResult<*mut ffi::PyObject> {
     let removed = FlexCachePy::delete(slf, &args.required(0))?;
     Ok(PyBool::new(slf.py(), removed).to_owned().into_ptr())

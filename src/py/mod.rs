@@ -29,7 +29,7 @@ use self::callbacks::{close_one, close_released};
 use self::key::Key;
 use crate::clock::{Clock, ManualClock};
 use crate::engine::prefetch;
-use crate::engine::time::Tick;
+use crate::engine::time::Nanos;
 use crate::engine::{Cache, Config, InsertError, NewEntry, ReleaseReason, Released};
 
 type Engine = Cache<Py<PyString>, Py<PyAny>>;
@@ -113,7 +113,7 @@ enum TimeRule {
 /// deadline from a wall-clock `ttl` reads that clock's wall time).
 #[derive(Clone, Copy, Debug)]
 struct Time<'a> {
-    now: Tick,
+    now: Nanos,
     clock: &'a Clock,
 }
 
@@ -123,7 +123,7 @@ impl FlexCachePy {
     /// serves and the clock is not read (a clock read is a good part of a
     /// `get`).
     #[inline]
-    fn lookup_now(&self) -> Tick {
+    fn lookup_now(&self) -> Nanos {
         if self.inner.needs_time() {
             self.clock.now()
         } else {
