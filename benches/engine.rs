@@ -162,7 +162,7 @@ fn main() {
         || (),
         |()| {
             for &key in &keys {
-                black_box(lru.get(hash(key), |k| *k == key, 0, &mut released));
+                let _ = black_box(lru.get(hash(key), |k| *k == key, 0, &mut released));
             }
         },
     );
@@ -173,7 +173,7 @@ fn main() {
         || (),
         |()| {
             for &key in &misses {
-                black_box(lru.get(hash(key), |k| *k == key, 0, &mut released));
+                let _ = black_box(lru.get(hash(key), |k| *k == key, 0, &mut released));
             }
         },
     );
@@ -185,7 +185,7 @@ fn main() {
         || (),
         |()| {
             for &key in &keys {
-                black_box(fifo.get(hash(key), |k| *k == key, 0, &mut released));
+                let _ = black_box(fifo.get(hash(key), |k| *k == key, 0, &mut released));
             }
         },
     );
@@ -197,7 +197,7 @@ fn main() {
         || filled(EvictionPolicy::Lru, N, &inserted, Some(LONG_TTL)),
         |cache| {
             for &key in &keys {
-                black_box(cache.remove(hash(key), |k| *k == key, 0, &mut released));
+                let _ = black_box(cache.remove(hash(key), |k| *k == key, 0, &mut released));
                 released.clear();
             }
         },

@@ -86,8 +86,8 @@ def test_set_every_call_shape(clock) -> None:
         (lambda c: c.set("k", 1, 2, ttl=2), "multiple values for argument 'ttl'"),
         (lambda c: c.set("k", 1, tll=2), "unexpected keyword argument 'tll'"),
         (lambda c: c.set("k", 1, ttl=2, extra=1), "unexpected keyword argument 'extra'"),
-        (lambda c: c.set(1, 1), "cache keys must be str, not int"),
-        (lambda c: c.set(1, 1, ttl=5), "cache keys must be str, not int"),
+        (lambda c: c.set([1], 1), "unhashable type: 'list'"),
+        (lambda c: c.set([1], 1, ttl=5), "unhashable type: 'list'"),
         (lambda c: c.set("k", 1, -1), "ttl must be > 0"),
         (lambda c: c.set("k", 1, ttl="5"), "ttl must be"),
         (lambda c: c.set("a", 1), "'a'"),
@@ -126,11 +126,11 @@ def test_refused_set_releases_the_value_before_returning(keyword: bool) -> None:
         (lambda c: c.delete(), "missing 1 required positional argument: 'key'"),
         (lambda c: c.delete("a", "b"), "takes 1 positional argument"),
         (lambda c: c.delete(k="a"), "unexpected keyword argument 'k'"),
-        (lambda c: c.get(1), "cache keys must be str, not int"),
-        (lambda c: c.get(b"a", 1), "cache keys must be str, not bytes"),
-        (lambda c: c.delete(None), "cache keys must be str, not NoneType"),
-        (lambda c: c.get(key=1), "cache keys must be str, not int"),
-        (lambda c: c.delete(key=1.5), "cache keys must be str, not float"),
+        (lambda c: c.get([1]), "unhashable type: 'list'"),
+        (lambda c: c.get(bytearray(b"a"), 1), "unhashable type: 'bytearray'"),
+        (lambda c: c.delete({}), "unhashable type: 'dict'"),
+        (lambda c: c.get(key=[1]), "unhashable type: 'list'"),
+        (lambda c: c.delete(key=("a", [1])), "unhashable type: 'list'"),
     ],
 )
 def test_bad_calls_raise_type_error_and_change_nothing(
@@ -278,7 +278,7 @@ def test_set_releases_an_error_it_discards_before_returning(shape: str) -> None:
 
 
 def test_failed_calls_leak_no_references(cache: FlexCache) -> None:
-    key = 12345678
+    key = [12345678]
     default = object()
     before = sys.getrefcount(key), sys.getrefcount(default)
     for _ in range(1000):

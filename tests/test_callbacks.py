@@ -401,7 +401,7 @@ def test_close_not_called_for_refused_values(clock: ManualClock, tracker) -> Non
         with pytest.raises(exc):
             cache.set(key, value, ttl=ttl)
     with pytest.raises(TypeError):
-        cache.set(1, tracker("bad-key"))
+        cache.set(["unhashable"], tracker("bad-key"))
     cache.clear()
     assert tracker.closed == ["held"]
 

@@ -267,26 +267,18 @@ def test_values_of_any_type() -> None:
     cache.clear()
 
 
-NON_STR_KEYS = [
-    None,
-    0,
-    1,
-    1.0,
-    True,
-    b"k",
+UNHASHABLE_KEYS = [
     bytearray(b"k"),
-    memoryview(b"k"),
-    ("k",),
     ["k"],
     {"k": 1},
-    frozenset({"k"}),
-    object(),
-    Color,
+    {"k"},
+    ("k", ["nested"]),
+    (("k",), {"k": 1}),
 ]
 
 
-@pytest.mark.parametrize("key", NON_STR_KEYS, ids=lambda k: type(k).__name__)
-def test_non_str_key_is_type_error_everywhere(key: object, tracker) -> None:
+@pytest.mark.parametrize("key", UNHASHABLE_KEYS, ids=repr)
+def test_unhashable_key_is_type_error_everywhere(key: object, tracker) -> None:
     cache = FlexCache(max_items=2)
     kept = tracker("kept", 1)
     cache.set("k", kept)
@@ -319,7 +311,7 @@ def test_bad_key_does_not_evict_in_full_cache(tracker) -> None:
     cache = FlexCache(max_items=1)
     cache.set("a", tracker("a"))
     with pytest.raises(TypeError):
-        cache.set(b"b", tracker("b"))
+        cache.set([b"b"], tracker("b"))
     assert "a" in cache
     assert tracker.closed == []
 
@@ -329,11 +321,11 @@ def test_bad_key_does_not_evict_in_full_cache(tracker) -> None:
 
 # --- keys ------------------------------------------------------------------------------------
 
-MORE_NON_STR_KEYS = [b"a", bytearray(b"a"), 1, 1.0, None, object(), ("a",), True, memoryview(b"a")]
+MORE_UNHASHABLE_KEYS = [bytearray(b"a"), [1], {}, set(), ("a", []), (1, (2, [3]))]
 
 
-@pytest.mark.parametrize("key", MORE_NON_STR_KEYS, ids=lambda k: type(k).__name__)
-def test_non_str_keys_are_type_errors_and_change_nothing(key: object) -> None:
+@pytest.mark.parametrize("key", MORE_UNHASHABLE_KEYS, ids=repr)
+def test_unhashable_keys_are_type_errors_and_change_nothing(key: object) -> None:
     expect, old = filled()
     value = Val("new", 1)
     with pytest.raises(TypeError):

@@ -141,6 +141,15 @@ impl List {
         }
     }
 
+    /// Visits every node, front to back.
+    pub(crate) fn for_each(self, nodes: &impl Links, mut visit: impl FnMut(SlotId)) {
+        let mut cursor = self.head;
+        while let Some(id) = cursor {
+            cursor = nodes.link(id).next;
+            visit(id);
+        }
+    }
+
     /// Walks the list front to back, checking links both ways; returns the ids.
     ///
     /// # Panics

@@ -42,8 +42,82 @@ use self::wheel::TimerWheel;
 pub enum ReleaseReason {
     Expired,
     Evicted,
+    /// Removed by the caller (`remove`).
     Deleted,
+    /// Replaced by [`Cache::put`] of an equal key.
+    Replaced,
     Cleared,
+}
+
+impl ReleaseReason {
+    const COUNT: usize = 5;
+}
+
+/// How a stored key compares with the key an operation looks for, as the
+/// caller's comparison answers. `Unknown` is for a comparison the caller
+/// cannot make while the engine is borrowed (it would run user code): an
+/// operation that meets one and finds no `Same` key changes nothing and
+/// returns [`Undecided`], so that the caller can compare the candidates
+/// (see [`Cache::candidates`]) and start the operation again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyMatch {
+    Same,
+    Different,
+    Unknown,
+}
+
+impl From<bool> for KeyMatch {
+    #[inline]
+    fn from(same: bool) -> Self {
+        if same {
+            KeyMatch::Same
+        } else {
+            KeyMatch::Different
+        }
+    }
+}
+
+/// An operation met a stored key its comparison answered
+/// [`KeyMatch::Unknown`] for, found no match, and changed nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Undecided;
+
+/// Counts of what the cache did, since it was made (see [`Cache::stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Lookups by [`Cache::get`] that found a live entry.
+    pub hits: u64,
+    /// Lookups by [`Cache::get`] that did not.
+    pub misses: u64,
+    /// Entries stored.
+    pub sets: u64,
+    /// Live entries let go to make room.
+    pub evictions: u64,
+    /// Entries let go by admission at their own store (no policy yet).
+    pub rejections: u64,
+    /// Expired entries reaped (by a scan, a lookup or a clear).
+    pub expirations: u64,
+    /// Live entries removed by the caller, replaced, or cleared.
+    pub deletions: u64,
+    /// Failures the caller reported ([`Cache::count_close_errors`]).
+    pub close_errors: u64,
+}
+
+impl Stats {
+    /// Every count minus `base`'s (the counts at the last reset).
+    #[must_use]
+    pub fn since(self, base: Stats) -> Stats {
+        Stats {
+            hits: self.hits - base.hits,
+            misses: self.misses - base.misses,
+            sets: self.sets - base.sets,
+            evictions: self.evictions - base.evictions,
+            rejections: self.rejections - base.rejections,
+            expirations: self.expirations - base.expirations,
+            deletions: self.deletions - base.deletions,
+            close_errors: self.close_errors - base.close_errors,
+        }
+    }
 }
 
 /// An entry the cache let go, handed back to the caller.
@@ -67,17 +141,33 @@ pub enum InsertError<K, V> {
     Occupied { key: K, value: V },
     /// The size alone is over `max_bytes`.
     TooLarge { key: K, value: V },
+    /// See [`Undecided`].
+    Undecided { key: K, value: V },
 }
 
 impl<K, V> InsertError<K, V> {
     /// The refused key and value, handed back to the caller.
     pub fn into_entry(self) -> (K, V) {
         match self {
-            InsertError::Occupied { key, value } | InsertError::TooLarge { key, value } => {
-                (key, value)
-            }
+            InsertError::Occupied { key, value }
+            | InsertError::TooLarge { key, value }
+            | InsertError::Undecided { key, value } => (key, value),
         }
     }
+}
+
+/// Why [`Cache::store_batch`] refused a batch. Nothing changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BatchError {
+    /// A live entry holds the key of the batch's entry at this position
+    /// (refused only when not replacing).
+    Occupied(usize),
+    /// The entry at this position alone is over `max_bytes`.
+    TooLarge(usize),
+    /// The batch on its own is over `max_items` or `max_bytes`.
+    DoesNotFit,
+    /// See [`Undecided`].
+    Undecided,
 }
 
 /// Limits and timing a cache is made with; 0 means "no limit".
@@ -142,6 +232,40 @@ pub struct Cache<K, V> {
     /// Reused buffer for the wheel's due ids.
     due: Vec<SlotId>,
     large_sizes: LargeSizes,
+    counters: Counters,
+    /// The counts [`Cache::stats`] reports from (the last reset).
+    stats_base: Stats,
+}
+
+/// What [`Stats`] is computed from: each count kept where it is cheapest
+/// to bump (a removal indexes by its reason).
+#[derive(Clone, Copy, Debug, Default)]
+struct Counters {
+    hits: u64,
+    misses: u64,
+    sets: u64,
+    /// Entries taken out, by [`ReleaseReason`] (a clear files its expired
+    /// entries under `Expired`).
+    removed: [u64; ReleaseReason::COUNT],
+    close_errors: u64,
+}
+
+impl Counters {
+    fn stats(&self) -> Stats {
+        let removed = |reason: ReleaseReason| self.removed[reason as usize];
+        Stats {
+            hits: self.hits,
+            misses: self.misses,
+            sets: self.sets,
+            evictions: removed(ReleaseReason::Evicted),
+            rejections: 0,
+            expirations: removed(ReleaseReason::Expired),
+            deletions: removed(ReleaseReason::Deleted)
+                + removed(ReleaseReason::Replaced)
+                + removed(ReleaseReason::Cleared),
+            close_errors: self.close_errors,
+        }
+    }
 }
 
 /// Whether a released entry is still filed in the index.
@@ -183,7 +307,36 @@ impl<K, V> Cache<K, V> {
             latest_now: now,
             due: Vec::new(),
             large_sizes: LargeSizes::default(),
+            counters: Counters::default(),
+            stats_base: Stats::default(),
         }
+    }
+
+    /// The counts since the cache was made or since [`Cache::reset_stats`].
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        self.counters.stats().since(self.stats_base)
+    }
+
+    /// Starts every count of [`Cache::stats`] again from zero.
+    pub fn reset_stats(&mut self) {
+        self.stats_base = self.counters.stats();
+    }
+
+    /// Counts failures of the caller's own clean-up of released entries
+    /// (the binding: `close()` or `on_remove` raising).
+    pub fn count_close_errors(&mut self, errors: u64) {
+        self.counters.close_errors += errors;
+    }
+
+    /// A number that changes whenever an entry is stored or taken out, and
+    /// only then: a caller that compared keys outside the engine reads it
+    /// before and after to learn whether the cache changed meanwhile.
+    /// Reordering (a hit under LRU) is not a change.
+    #[inline]
+    #[must_use]
+    pub fn generation(&self) -> u64 {
+        self.counters.sets + self.counters.removed.iter().sum::<u64>()
     }
 
     #[must_use]
@@ -259,39 +412,171 @@ impl<K, V> Cache<K, V> {
         hash
     }
 
+    /// The entry of the key `eq` matches (see [`KeyMatch`]).
     #[inline]
-    fn find(&self, hash: u64, eq: impl FnMut(&K) -> bool) -> Option<SlotId> {
+    fn find<M: Into<KeyMatch>>(
+        &self,
+        hash: u64,
+        mut eq: impl FnMut(&K) -> M,
+    ) -> Result<Option<SlotId>, Undecided> {
         let hash = self.start_probe(hash);
-        self.index.find(hash, holds_key(&self.entries, hash, eq))
+        let mut unknown = false;
+        let found = self.index.find(
+            hash,
+            holds_key(&self.entries, hash, |key| {
+                decide(eq(key).into(), &mut unknown)
+            }),
+        );
+        undecided_if(found, unknown)
     }
 
-    /// The live value of a key; a hit counts as a use under LRU. An expired
-    /// entry found here is reaped into `released`.
+    /// The entry of the key `eq` matches when it is live; an expired one
+    /// is reaped into `released`.
     #[inline]
-    pub fn get(
+    fn find_live<M: Into<KeyMatch>>(
         &mut self,
         hash: u64,
-        eq: impl FnMut(&K) -> bool,
+        eq: impl FnMut(&K) -> M,
         now: Nanos,
         released: &mut Released<K, V>,
-    ) -> Option<&V> {
-        let now = self.observe(now);
-        self.auto_scan(now, released);
-        let id = self.find(hash, eq)?;
+    ) -> Result<Option<SlotId>, Undecided> {
+        let Some(id) = self.find(hash, eq)? else {
+            return Ok(None);
+        };
         if self.entries.get(id).deadline() <= now {
             self.release(id, Indexed::Yes, ReleaseReason::Expired, released);
-            return None;
+            return Ok(None);
         }
+        Ok(Some(id))
+    }
+
+    /// The live value of a key; a hit counts as a use under LRU and in the
+    /// statistics, as a miss does. An expired entry found here is reaped
+    /// into `released`.
+    ///
+    /// # Errors
+    /// [`Undecided`], having counted nothing.
+    #[inline]
+    pub fn get<M: Into<KeyMatch>>(
+        &mut self,
+        hash: u64,
+        eq: impl FnMut(&K) -> M,
+        now: Nanos,
+        released: &mut Released<K, V>,
+    ) -> Result<Option<&V>, Undecided> {
+        let now = self.observe(now);
+        self.auto_scan(now, released);
+        let Some(id) = self.find_live(hash, eq, now, released)? else {
+            self.counters.misses += 1;
+            return Ok(None);
+        };
+        self.counters.hits += 1;
         self.policy.on_hit(&mut self.entries, id);
-        Some(&self.entries.get(id).value)
+        Ok(Some(&self.entries.get(id).value))
+    }
+
+    /// The live value of a key. Changes nothing: no order, no count, and an
+    /// expired entry stays until something reaps it.
+    ///
+    /// # Errors
+    /// [`Undecided`].
+    #[inline]
+    pub fn peek<M: Into<KeyMatch>>(
+        &self,
+        hash: u64,
+        eq: impl FnMut(&K) -> M,
+        now: Nanos,
+    ) -> Result<Option<&V>, Undecided> {
+        Ok(self
+            .find_unreaped(hash, eq, now)?
+            .map(|id| &self.entries.get(id).value))
     }
 
     /// True when a live entry holds the key. Changes nothing.
+    ///
+    /// # Errors
+    /// [`Undecided`].
     #[inline]
-    pub fn contains(&self, hash: u64, eq: impl FnMut(&K) -> bool, now: Nanos) -> bool {
+    pub fn contains<M: Into<KeyMatch>>(
+        &self,
+        hash: u64,
+        eq: impl FnMut(&K) -> M,
+        now: Nanos,
+    ) -> Result<bool, Undecided> {
+        Ok(self.find_unreaped(hash, eq, now)?.is_some())
+    }
+
+    /// The deadline of the key's live entry ([`NEVER`] for none), or `None`
+    /// when no live entry holds it. Changes nothing.
+    ///
+    /// # Errors
+    /// [`Undecided`].
+    pub fn deadline_of<M: Into<KeyMatch>>(
+        &self,
+        hash: u64,
+        eq: impl FnMut(&K) -> M,
+        now: Nanos,
+    ) -> Result<Option<Nanos>, Undecided> {
+        Ok(self
+            .find_unreaped(hash, eq, now)?
+            .map(|id| self.entries.get(id).deadline()))
+    }
+
+    /// The key's live entry, found without reaping or observing `now`.
+    #[inline]
+    fn find_unreaped<M: Into<KeyMatch>>(
+        &self,
+        hash: u64,
+        eq: impl FnMut(&K) -> M,
+        now: Nanos,
+    ) -> Result<Option<SlotId>, Undecided> {
         let now = now.min(LATEST_NOW).max(self.latest_now);
-        self.find(hash, eq)
-            .is_some_and(|id| self.entries.get(id).deadline() > now)
+        Ok(self
+            .find(hash, eq)?
+            .filter(|&id| self.entries.get(id).deadline() > now))
+    }
+
+    /// Gives the key's live entry the deadline `deadline` ([`NEVER`]: it no
+    /// longer expires) and changes nothing else; false when no live entry
+    /// holds the key (an expired one is reaped into `released`).
+    ///
+    /// # Errors
+    /// [`Undecided`].
+    pub fn touch<M: Into<KeyMatch>>(
+        &mut self,
+        hash: u64,
+        eq: impl FnMut(&K) -> M,
+        deadline: Nanos,
+        now: Nanos,
+        released: &mut Released<K, V>,
+    ) -> Result<bool, Undecided> {
+        let now = self.observe(now);
+        self.auto_scan(now, released);
+        let Some(id) = self.find_live(hash, eq, now, released)? else {
+            return Ok(false);
+        };
+        self.wheel.reschedule(&mut self.entries, id, deadline);
+        Ok(true)
+    }
+
+    /// The stored keys `eq` answers [`KeyMatch::Unknown`] for: those the
+    /// caller must compare itself before it tries an operation again. Only
+    /// keys whose stored hash bits equal the key's are offered.
+    pub fn candidates<'a, M: Into<KeyMatch>>(
+        &'a self,
+        hash: u64,
+        mut eq: impl FnMut(&K) -> M,
+        mut visit: impl FnMut(&'a K),
+    ) {
+        let hash = IndexHash::of_key(hash);
+        let entries = &self.entries;
+        self.index.find(hash, |id| {
+            let entry = entries.get(id);
+            if entry.stored_hash() == hash.stored && eq(&entry.key).into() == KeyMatch::Unknown {
+                visit(&entry.key);
+            }
+            false
+        });
     }
 
     /// Stores a new entry. `eq` must match the new key. Refuses a key held
@@ -300,10 +585,10 @@ impl<K, V> Cache<K, V> {
     ///
     /// # Errors
     /// [`InsertError`], handing the key and value back, when it refuses.
-    pub fn insert(
+    pub fn insert<M: Into<KeyMatch>>(
         &mut self,
         new: NewEntry<K, V>,
-        eq: impl FnMut(&K) -> bool,
+        eq: impl FnMut(&K) -> M,
         now: Nanos,
         released: &mut Released<K, V>,
     ) -> Result<(), InsertError<K, V>> {
@@ -315,14 +600,63 @@ impl<K, V> Cache<K, V> {
                 value: new.value,
             });
         }
-        if let Some(id) = self.find(new.hash, eq) {
-            if self.entries.get(id).deadline() > now {
+        match self.find_live(new.hash, eq, now, released) {
+            Ok(None) => {}
+            Ok(Some(_)) => {
                 return Err(InsertError::Occupied {
                     key: new.key,
                     value: new.value,
-                });
+                })
             }
-            self.release(id, Indexed::Yes, ReleaseReason::Expired, released);
+            Err(Undecided) => {
+                return Err(InsertError::Undecided {
+                    key: new.key,
+                    value: new.value,
+                })
+            }
+        }
+        self.make_room(1, new.size, now, released);
+        self.store(new);
+        Ok(())
+    }
+
+    /// Stores an entry whether or not a live entry holds its key. A live
+    /// holder is taken out first (reason `Replaced`) and the new entry keeps
+    /// the holder's key object, as a dict keeps its first key: the key
+    /// handed back in `released` is the new one. Refuses (changing nothing)
+    /// only a size over `max_bytes`.
+    ///
+    /// # Errors
+    /// [`InsertError::TooLarge`] or [`InsertError::Undecided`], handing the
+    /// key and value back.
+    pub fn put<M: Into<KeyMatch>>(
+        &mut self,
+        mut new: NewEntry<K, V>,
+        eq: impl FnMut(&K) -> M,
+        now: Nanos,
+        released: &mut Released<K, V>,
+    ) -> Result<(), InsertError<K, V>> {
+        let now = self.observe(now);
+        self.auto_scan(now, released);
+        if self.config.max_bytes > 0 && new.size > self.config.max_bytes {
+            return Err(InsertError::TooLarge {
+                key: new.key,
+                value: new.value,
+            });
+        }
+        match self.find_live(new.hash, eq, now, released) {
+            Ok(None) => {}
+            Ok(Some(id)) => {
+                let mut old = self.take(id, Indexed::Yes, ReleaseReason::Replaced);
+                std::mem::swap(&mut old.key, &mut new.key);
+                released.push(old);
+            }
+            Err(Undecided) => {
+                return Err(InsertError::Undecided {
+                    key: new.key,
+                    value: new.value,
+                })
+            }
         }
         self.make_room(1, new.size, now, released);
         self.store(new);
@@ -335,25 +669,108 @@ impl<K, V> Cache<K, V> {
     /// comes back apart from `released` because a delete releases exactly
     /// one, and a push into the buffer and a drain out of it cost a delete
     /// more than the rest of its release (bench/README.md has the count).
-    pub fn remove(
+    ///
+    /// # Errors
+    /// [`Undecided`].
+    pub fn remove<M: Into<KeyMatch>>(
         &mut self,
         hash: u64,
-        eq: impl FnMut(&K) -> bool,
+        mut eq: impl FnMut(&K) -> M,
         now: Nanos,
         released: &mut Released<K, V>,
-    ) -> Option<ReleasedEntry<K, V>> {
+    ) -> Result<Option<ReleasedEntry<K, V>>, Undecided> {
         let now = self.observe(now);
         self.auto_scan(now, released);
         let hash = self.start_probe(hash);
-        let id = self
-            .index
-            .remove_match(hash, holds_key(&self.entries, hash, eq))?;
+        let mut unknown = false;
+        let found = self.index.remove_match(
+            hash,
+            holds_key(&self.entries, hash, |key| {
+                decide(eq(key).into(), &mut unknown)
+            }),
+        );
+        let Some(id) = undecided_if(found, unknown)? else {
+            return Ok(None);
+        };
         let reason = if self.entries.get(id).deadline() > now {
             ReleaseReason::Deleted
         } else {
             ReleaseReason::Expired
         };
-        Some(self.take(id, Indexed::No, reason))
+        Ok(Some(self.take(id, Indexed::No, reason)))
+    }
+
+    /// Stores every entry of `batch`, all or nothing: a refusal changes
+    /// nothing and hands the batch back. `eq(i, key)` compares a stored key
+    /// with the key of `batch[i]`; the keys of a batch must differ from
+    /// each other. Replacing (`put` for each), a live holder is taken out
+    /// as [`Cache::put`] takes it; otherwise a live holder refuses the
+    /// batch. Room is made for the whole batch before any of it is stored,
+    /// so no entry of it is evicted to make room for another.
+    ///
+    /// # Errors
+    /// [`BatchError`], with the batch.
+    #[allow(clippy::type_complexity)]
+    pub fn store_batch<M: Into<KeyMatch>>(
+        &mut self,
+        mut batch: Vec<NewEntry<K, V>>,
+        mut eq: impl FnMut(usize, &K) -> M,
+        replace: bool,
+        now: Nanos,
+        released: &mut Released<K, V>,
+    ) -> Result<(), (BatchError, Vec<NewEntry<K, V>>)> {
+        let now = self.observe(now);
+        let max_bytes = self.config.max_bytes;
+        if let Some(position) = batch
+            .iter()
+            .position(|new| max_bytes > 0 && new.size > max_bytes)
+        {
+            return Err((BatchError::TooLarge(position), batch));
+        }
+        let total: u128 = batch.iter().map(|new| u128::from(new.size)).sum();
+        if (self.config.max_items > 0 && batch.len() as u64 > self.config.max_items)
+            || (max_bytes > 0 && total > u128::from(max_bytes))
+        {
+            return Err((BatchError::DoesNotFit, batch));
+        }
+        // Every holder first, changing nothing, so that a refusal leaves
+        // the cache as it was.
+        let mut holders = Vec::new();
+        for (position, new) in batch.iter().enumerate() {
+            let found = match self.find(new.hash, |key| eq(position, key)) {
+                Ok(found) => found,
+                Err(Undecided) => return Err((BatchError::Undecided, batch)),
+            };
+            let Some(id) = found else { continue };
+            let live = self.entries.get(id).deadline() > now;
+            if live && !replace {
+                return Err((BatchError::Occupied(position), batch));
+            }
+            holders.push((position, id, live));
+        }
+        // Keys that differ yet match one stored key (a comparison that is
+        // not an equivalence): the caller must decide again.
+        let mut ids: Vec<SlotId> = holders.iter().map(|&(_, id, _)| id).collect();
+        ids.sort_unstable();
+        if ids.windows(2).any(|pair| pair[0] == pair[1]) {
+            return Err((BatchError::Undecided, batch));
+        }
+        for (position, id, live) in holders {
+            if live {
+                let mut old = self.take(id, Indexed::Yes, ReleaseReason::Replaced);
+                std::mem::swap(&mut old.key, &mut batch[position].key);
+                released.push(old);
+            } else {
+                self.release(id, Indexed::Yes, ReleaseReason::Expired, released);
+            }
+        }
+        self.auto_scan(now, released);
+        let total = u64::try_from(total).unwrap_or(u64::MAX);
+        self.make_room(batch.len() as u64, total, now, released);
+        for new in batch {
+            self.store(new);
+        }
+        Ok(())
     }
 
     /// Reaps every expired entry, then enforces the limits.
@@ -364,15 +781,26 @@ impl<K, V> Cache<K, V> {
     }
 
     /// Removes every entry into `released`, giving the memory of the
-    /// cache's tables back (as `dict.clear()` does).
-    pub fn clear(&mut self, released: &mut Released<K, V>) {
+    /// cache's tables back (as `dict.clear()` does). The statistics count
+    /// the entries that had expired by `now` as expirations.
+    pub fn clear(&mut self, now: Nanos, released: &mut Released<K, V>) {
+        let now = self.observe(now);
         let entries = std::mem::take(&mut self.entries);
         released.reserve(entries.len());
-        released.extend(entries.into_values().map(|entry| ReleasedEntry {
-            needs_close: entry.needs_close(),
-            key: entry.key,
-            value: entry.value,
-            reason: ReleaseReason::Cleared,
+        let removed = &mut self.counters.removed;
+        released.extend(entries.into_values().map(|entry| {
+            let counted_as = if entry.deadline() > now {
+                ReleaseReason::Cleared
+            } else {
+                ReleaseReason::Expired
+            };
+            removed[counted_as as usize] += 1;
+            ReleasedEntry {
+                needs_close: entry.needs_close(),
+                key: entry.key,
+                value: entry.value,
+                reason: ReleaseReason::Cleared,
+            }
         }));
         self.index.reset();
         self.wheel.clear();
@@ -386,6 +814,28 @@ impl<K, V> Cache<K, V> {
     pub fn for_each(&self, mut visit: impl FnMut(&K, &V)) {
         for (_, entry) in self.entries.iter() {
             visit(&entry.key, &entry.value);
+        }
+    }
+
+    /// Visits the key and value of every entry live at `now`, in eviction
+    /// order (the next victim first) under a policy that keeps one; in
+    /// slot order otherwise (random, or a cache without limits). Changes
+    /// nothing: expired entries are skipped, not reaped.
+    pub fn for_each_live<'a>(&'a self, now: Nanos, mut visit: impl FnMut(&'a K, &'a V)) {
+        let now = now.min(LATEST_NOW).max(self.latest_now);
+        let mut visit_live = |id: SlotId| {
+            let entry = self.entries.get(id);
+            if entry.deadline() > now {
+                visit(&entry.key, &entry.value);
+            }
+        };
+        if !self
+            .policy
+            .for_each_in_order(&self.entries, &mut visit_live)
+        {
+            for (id, _) in self.entries.iter() {
+                visit_live(id);
+            }
         }
     }
 
@@ -466,6 +916,7 @@ impl<K, V> Cache<K, V> {
         self.policy.on_insert(&mut self.entries, id);
         self.wheel.schedule(&mut self.entries, id, deadline);
         self.bytes += u128::from(size);
+        self.counters.sets += 1;
     }
 
     /// Whether `extra_items` more items of `extra_bytes` would break a limit.
@@ -553,6 +1004,7 @@ impl<K, V> Cache<K, V> {
         self.policy.on_remove(&mut self.entries, id);
         let entry = self.entries.remove(id);
         self.bytes -= u128::from(self.large_sizes.take(id, entry.size_field()));
+        self.counters.removed[reason as usize] += 1;
         ReleasedEntry {
             needs_close: entry.needs_close(),
             key: entry.key,
@@ -617,6 +1069,29 @@ impl<K, V> Cache<K, V> {
                 "bytes over max_bytes"
             );
         }
+    }
+}
+
+/// `Same` as a match; `Unknown` as no match, remembered in `unknown`.
+#[inline(always)]
+fn decide(answer: KeyMatch, unknown: &mut bool) -> bool {
+    match answer {
+        KeyMatch::Same => true,
+        KeyMatch::Different => false,
+        KeyMatch::Unknown => {
+            *unknown = true;
+            false
+        }
+    }
+}
+
+/// What a probe found, or [`Undecided`] when it found nothing but met a key
+/// it could not compare.
+#[inline(always)]
+fn undecided_if(found: Option<SlotId>, unknown: bool) -> Result<Option<SlotId>, Undecided> {
+    match found {
+        None if unknown => Err(Undecided),
+        found => Ok(found),
     }
 }
 

@@ -197,6 +197,22 @@ impl Policy {
         }
     }
 
+    /// Visits the members in eviction order (the next victim first) and
+    /// answers true, or answers false for a policy that keeps no order.
+    pub(crate) fn for_each_in_order<K, V>(
+        &self,
+        entries: &Arena<Entry<K, V>>,
+        visit: impl FnMut(SlotId),
+    ) -> bool {
+        match self {
+            Policy::Ordered { order, .. } => {
+                order.for_each(&OrderLinks(entries), visit);
+                true
+            }
+            Policy::Random { .. } | Policy::Unbounded => false,
+        }
+    }
+
     pub(crate) fn clear(&mut self) {
         match self {
             Policy::Ordered { order, .. } => *order = List::default(),

@@ -65,6 +65,7 @@ impl Driver {
         result.map_err(|error| match error {
             InsertError::Occupied { .. } => "occupied",
             InsertError::TooLarge { .. } => "too large",
+            InsertError::Undecided { .. } => "undecided",
         })
     }
 
@@ -73,6 +74,7 @@ impl Driver {
         let value = self
             .cache
             .get(hash_of(key), |k| *k == key, self.now, &mut released)
+            .expect("decided")
             .copied();
         self.collect(released);
         self.cache.validate();
@@ -83,7 +85,8 @@ impl Driver {
         let mut released = Released::new();
         let removed = self
             .cache
-            .remove(hash_of(key), |k| *k == key, self.now, &mut released);
+            .remove(hash_of(key), |k| *k == key, self.now, &mut released)
+            .expect("decided");
         let live = removed
             .as_ref()
             .is_some_and(|entry| entry.reason == ReleaseReason::Deleted);
@@ -101,7 +104,9 @@ impl Driver {
     }
 
     fn contains(&self, key: &'static str) -> bool {
-        self.cache.contains(hash_of(key), |k| *k == key, self.now)
+        self.cache
+            .contains(hash_of(key), |k| *k == key, self.now)
+            .expect("decided")
     }
 
     fn take_released(&mut self) -> Vec<(&'static str, ReleaseReason)> {
@@ -389,7 +394,7 @@ fn clear_releases_everything_and_the_cache_stays_usable() {
     d.set("a", 1, 1, Some(5)).unwrap();
     d.set("b", 2, 3, None).unwrap();
     let mut released = Released::new();
-    d.cache.clear(&mut released);
+    d.cache.clear(d.now, &mut released);
     assert_eq!(released.len(), 2);
     assert!(released.iter().all(|r| r.reason == ReleaseReason::Cleared));
     assert_eq!((d.cache.len(), d.cache.bytes()), (0, 0));
@@ -465,7 +470,7 @@ fn heap_size_follows_the_entries_and_clear_gives_it_back() {
         full >= empty + count as usize * per_entry,
         "{full} bytes for {count} entries"
     );
-    cache.clear(&mut released);
+    cache.clear(0, &mut released);
     assert_eq!(released.len(), count as usize);
     assert_eq!(cache.heap_size(), empty, "clear keeps memory");
     cache.validate();

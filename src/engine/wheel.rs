@@ -248,10 +248,6 @@ impl TimerWheel {
     }
 
     /// Gives `id`, in the wheel or not, the deadline `deadline`.
-    #[cfg_attr(
-        not(any(test, fuzzing)),
-        expect(dead_code, reason = "the wheel's own API; `touch` will call it")
-    )]
     #[inline]
     pub(crate) fn reschedule(&mut self, nodes: &mut impl TimerNodes, id: SlotId, deadline: Nanos) {
         self.deschedule(nodes, id);

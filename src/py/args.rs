@@ -191,6 +191,22 @@ pub(crate) fn limit(arg: Arg<'_>, what: &str) -> PyResult<u64> {
     }
 }
 
+/// `weigher=` or `on_remove=`: a callable, or None for none.
+pub(crate) fn optional_callable(
+    obj: Option<&Bound<'_, PyAny>>,
+    what: &str,
+) -> PyResult<Option<Py<PyAny>>> {
+    match obj {
+        None => Ok(None),
+        Some(obj) if obj.is_none() => Ok(None),
+        Some(obj) if obj.is_callable() => Ok(Some(obj.clone().unbind())),
+        Some(obj) => Err(PyTypeError::new_err(format!(
+            "{what} must be callable or None, not {}",
+            type_name(obj)
+        ))),
+    }
+}
+
 /// A parsed `ttl`, before it is anchored to the clock.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Ttl {

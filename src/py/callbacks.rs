@@ -1,8 +1,10 @@
-//! The value protocols: `item_size()` is called before the engine is
-//! touched (a raising one changes nothing); `close()` is called on what the
-//! engine released, after the cache's borrow has ended, so it may re-enter
-//! the cache. A raising `close()` goes to `sys.unraisablehook` and the
-//! remaining values are still closed.
+//! The value protocols and the cache's own callbacks: `item_size()` (or the
+//! cache's `weigher`) is called before the engine is touched (a raising one
+//! changes nothing); `on_remove` and then `close()` are called on what the
+//! engine released, after the cache's borrow has ended, so they may
+//! re-enter the cache. A raising `on_remove` or `close()` goes to
+//! `sys.unraisablehook`, is counted, and the remaining values are still
+//! handled.
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::intern;
@@ -10,7 +12,12 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
 use super::args::{discard, type_name};
-use crate::engine::{Released, ReleasedEntry};
+use super::key::StoredKey;
+use crate::engine::{ReleaseReason, Released, ReleasedEntry};
+
+/// What one engine call hands back to be closed and dropped.
+pub(crate) type ReleasedObjects = Released<StoredKey, Py<PyAny>>;
+type ReleasedObject = ReleasedEntry<StoredKey, Py<PyAny>>;
 
 /// Builtin types that have neither `item_size` nor `close` and cannot get
 /// them: skipping the attribute lookups for them keeps common sets fast.
@@ -30,17 +37,34 @@ fn is_plain_builtin(value: &Bound<'_, PyAny>) -> bool {
 /// The value's size (calling its `item_size()` once, if it has one) and
 /// whether it had a `close` attribute when it was set (the entry's
 /// `needs_close`).
+#[inline]
 pub(crate) fn measure(value: &Bound<'_, PyAny>) -> PyResult<(u64, bool)> {
     if is_plain_builtin(value) {
         return Ok((1, false));
     }
     let py = value.py();
     let size = match protocol_attribute(value, intern!(py, "item_size"))? {
-        Some(item_size) => size_from(&item_size.call0()?)?,
+        Some(item_size) => size_from(&item_size.call0()?, "item_size()")?,
         None => 1,
     };
-    let has_close = protocol_attribute(value, intern!(py, "close"))?.is_some();
+    Ok((size, has_close(value)?))
+}
+
+/// As [`measure`], the size coming from the cache's `weigher(key, value)`
+/// instead of the value's own `item_size()`, which is then not called.
+#[inline(never)]
+pub(crate) fn weigh(
+    weigher: &Bound<'_, PyAny>,
+    key: &Bound<'_, PyAny>,
+    value: &Bound<'_, PyAny>,
+) -> PyResult<(u64, bool)> {
+    let size = size_from(&weigher.call1((key, value))?, "weigher()")?;
+    let has_close = !is_plain_builtin(value) && has_close(value)?;
     Ok((size, has_close))
+}
+
+fn has_close(value: &Bound<'_, PyAny>) -> PyResult<bool> {
+    Ok(protocol_attribute(value, intern!(value.py(), "close"))?.is_some())
 }
 
 /// `value.<name>` for one of the value protocols, or `None` when it is
@@ -107,73 +131,119 @@ fn optional_attribute<'py>(
     }
 }
 
-fn size_from(result: &Bound<'_, PyAny>) -> PyResult<u64> {
+/// A size as `item_size()` or a weigher (`what`) returned it.
+fn size_from(result: &Bound<'_, PyAny>, what: &str) -> PyResult<u64> {
     if result.is_instance_of::<PyBool>() || !result.is_instance_of::<PyInt>() {
         let name = type_name(result);
         return Err(PyTypeError::new_err(format!(
-            "item_size() must return an int, not {name}"
+            "{what} must return an int, not {name}"
         )));
     }
     match result.extract::<i64>() {
         Ok(size) if size >= 0 => Ok(size as u64),
         Ok(size) => Err(PyValueError::new_err(format!(
-            "item_size() must return an int >= 0, got {size}"
+            "{what} must return an int >= 0, got {size}"
         ))),
         // Out of i64: the error is dropped as the rule of the fast bodies
         // says (`args::discard`), and the sign says which message.
         Err(error) => {
             discard(error);
             Err(PyValueError::new_err(if result.lt(0)? {
-                "item_size() must return an int >= 0"
+                format!("{what} must return an int >= 0")
             } else {
-                "item_size() must return at most 2**63-1"
+                format!("{what} must return at most 2**63-1")
             }))
         }
     }
 }
 
-/// Closes each released value that has `close()`, then drops every key and
-/// value, in release order. Call only with no borrow of the cache held.
-///
-/// Most operations release nothing, which costs a test here; the rest is
-/// out of line and drains in place: moving the `SmallVec` into a consumer
-/// cost a `delete` more than releasing its one entry did.
-#[inline(always)]
-pub(crate) fn close_released(py: Python<'_>, mut released: Released<Py<PyString>, Py<PyAny>>) {
-    if !released.is_empty() || released.spilled() {
-        close_each(py, &mut released);
-    }
-    // Empty and inline now, so it owns nothing: forgetting it skips the
-    // out-of-line destructor.
-    std::mem::forget(released);
+/// What the cache calls on each entry it lets go, besides `close()`: its
+/// `on_remove` listener, read under the engine call's borrow.
+#[derive(Default)]
+pub(crate) struct Hooks<'py> {
+    pub(crate) on_remove: Option<Bound<'py, PyAny>>,
 }
 
+impl<'py> Hooks<'py> {
+    /// Tells `on_remove` and closes each released value that has `close()`,
+    /// then drops every key and value, in release order; returns how many
+    /// of those calls raised. Call only with no borrow of the cache held.
+    ///
+    /// Most operations release nothing, which costs a test here; the rest
+    /// is out of line and drains in place: moving the `SmallVec` into a
+    /// consumer cost a `delete` more than releasing its one entry did.
+    #[inline(always)]
+    pub(crate) fn release_all(&self, py: Python<'py>, mut released: ReleasedObjects) -> u64 {
+        let errors = if !released.is_empty() || released.spilled() {
+            self.release_each(py, &mut released)
+        } else {
+            0
+        };
+        // Empty and inline now, so it owns nothing: forgetting it skips the
+        // out-of-line destructor.
+        std::mem::forget(released);
+        errors
+    }
+
+    #[inline(never)]
+    fn release_each(&self, py: Python<'py>, released: &mut ReleasedObjects) -> u64 {
+        let mut errors = 0;
+        for entry in released.drain(..) {
+            errors += self.release(py, entry, true);
+        }
+        if released.spilled() {
+            *released = Released::new();
+        }
+        errors
+    }
+
+    /// Tells `on_remove` about one released entry and, if `close` and the
+    /// value has `close()`, closes it; returns how many of the calls raised.
+    ///
+    /// Keys and values are dropped as `Bound`, which releases them at once
+    /// whatever pyo3 counts. The `fastcall` entries run their bodies on a
+    /// thread pyo3 does not count as attached, where dropping them as `Py`
+    /// would leave them in pyo3's deferred pool until some later call
+    /// through pyo3's wrapper drained it (the rule of src/py/fastcall.rs).
+    #[inline]
+    pub(crate) fn release(&self, py: Python<'py>, entry: ReleasedObject, close: bool) -> u64 {
+        let key = entry.key.into_bound(py);
+        let value = entry.value.into_bound(py);
+        let mut errors = 0;
+        if let Some(on_remove) = &self.on_remove {
+            errors += call_on_remove(on_remove, &key, &value, entry.reason);
+        }
+        if close && entry.needs_close {
+            errors += call_close(&value);
+        }
+        drop((key, value));
+        errors
+    }
+}
+
+/// `on_remove(key, value, cause)`; an error goes to `sys.unraisablehook`
+/// (see [`call_close`]) and counts 1.
+#[cold]
 #[inline(never)]
-fn close_each(py: Python<'_>, released: &mut Released<Py<PyString>, Py<PyAny>>) {
-    for entry in released.drain(..) {
-        close_one(py, entry);
-    }
-    if released.spilled() {
-        *released = Released::new();
+fn call_on_remove(
+    on_remove: &Bound<'_, PyAny>,
+    key: &Bound<'_, PyAny>,
+    value: &Bound<'_, PyAny>,
+    reason: ReleaseReason,
+) -> u64 {
+    let py = on_remove.py();
+    let outcome = super::types::removal_cause(py, reason)
+        .and_then(|cause| on_remove.call1((key, value, cause)));
+    match outcome {
+        Ok(_) => 0,
+        Err(error) => {
+            error.write_unraisable(py, Some(on_remove));
+            1
+        }
     }
 }
 
-/// Keys and values are dropped as `Bound`, which releases them at once
-/// whatever pyo3 counts. The `fastcall` entries run their bodies on a
-/// thread pyo3 does not count as attached, where dropping them as `Py`
-/// would leave them in pyo3's deferred pool until some later call through
-/// pyo3's wrapper drained it (the rule of src/py/fastcall.rs).
-#[inline]
-pub(crate) fn close_one(py: Python<'_>, entry: ReleasedEntry<Py<PyString>, Py<PyAny>>) {
-    let key = entry.key.into_bound(py);
-    let value = entry.value.into_bound(py);
-    if entry.needs_close {
-        call_close(&value);
-    }
-    drop((key, value));
-}
-
-/// `value.close()`; an error goes to `sys.unraisablehook`.
+/// `value.close()`; an error goes to `sys.unraisablehook` and counts 1.
 ///
 /// `write_unraisable` restores the error first. The error of a failed
 /// `call_method0` is normalized (pyo3 fetches it from the interpreter), and
@@ -183,8 +253,12 @@ pub(crate) fn close_one(py: Python<'_>, entry: ReleasedEntry<Py<PyString>, Py<Py
 /// bodies (src/py/fastcall.rs).
 #[cold]
 #[inline(never)]
-fn call_close(value: &Bound<'_, PyAny>) {
-    if let Err(error) = value.call_method0(intern!(value.py(), "close")) {
-        error.write_unraisable(value.py(), Some(value));
+fn call_close(value: &Bound<'_, PyAny>) -> u64 {
+    match value.call_method0(intern!(value.py(), "close")) {
+        Ok(_) => 0,
+        Err(error) => {
+            error.write_unraisable(value.py(), Some(value));
+            1
+        }
     }
 }

@@ -11,31 +11,50 @@
 //! never a crash. `with_engine` is the one place that takes the borrow, so
 //! a thread-safe mode (a lock inside the object instead of pyo3's borrow
 //! flag) is a change to it alone.
+//!
+//! A key that compares through Python's `==` (see `key`) cannot be
+//! compared under the borrow: [`FlexCachePy::with_key`] runs the engine
+//! call, and when the engine answers that it met such a key, compares the
+//! candidates with the borrow released and runs the call again, as long as
+//! the cache did not change meanwhile.
 
 mod args;
+mod bulk;
 mod callbacks;
 mod fastcall;
 mod key;
+mod types;
 
 use std::sync::Arc;
 
-use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyKeyError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyString;
+use pyo3::types::PyList;
 use pyo3::{intern, PyTraverseError, PyVisit};
+use smallvec::SmallVec;
 
 use self::args::{Arg, Ttl};
-use self::callbacks::{close_one, close_released};
-use self::key::Key;
+use self::callbacks::{Hooks, ReleasedObjects};
+use self::key::{Key, Matcher, StoredKey};
 use crate::clock::{Clock, ManualClock};
 use crate::engine::prefetch;
-use crate::engine::time::Nanos;
-use crate::engine::{Cache, Config, InsertError, NewEntry, ReleaseReason, Released};
+use crate::engine::time::{Nanos, NEVER};
+use crate::engine::{
+    Cache, Config, InsertError, NewEntry, ReleaseReason, ReleasedEntry, Undecided,
+};
 
-type Engine = Cache<Py<PyString>, Py<PyAny>>;
+type Engine = Cache<StoredKey, Py<PyAny>>;
 
-/// What one engine call hands back to be closed and dropped.
-type ReleasedObjects = Released<Py<PyString>, Py<PyAny>>;
+/// An entry an operation took out and hands back itself.
+type TakenEntry = ReleasedEntry<StoredKey, Py<PyAny>>;
+
+/// What `live_entries` read: keys, values, and the generation.
+type LiveEntries<'py> = (Vec<Bound<'py, PyAny>>, Vec<Bound<'py, PyAny>>, u64);
+
+/// How many times an operation whose key compares in Python tries again
+/// when the cache changed while the key was compared (CPython's dict tries
+/// forever; SPEC asks for a bound).
+const SETTLE_TRIES: usize = 16;
 
 /// A clock that only moves when told to, for tests of expiry.
 #[pyclass(name = "ManualClock", module = "flexcache.testing", frozen)]
@@ -87,7 +106,7 @@ impl ManualClockPy {
     }
 }
 
-/// An in-memory cache keyed by `str`.
+/// An in-memory cache keyed by any hashable object.
 #[pyclass(name = "FlexCache", module = "flexcache", weakref)]
 #[derive(Debug)]
 struct FlexCachePy {
@@ -95,6 +114,10 @@ struct FlexCachePy {
     clock: Clock,
     /// `scan_interval` as the user gave it, for the property and `repr`.
     scan_interval_seconds: f64,
+    /// `weigher(key, value) -> size`, instead of the values' `item_size()`.
+    weigher: Option<Py<PyAny>>,
+    /// `on_remove(key, value, cause)`, told of every entry that leaves.
+    on_remove: Option<Py<PyAny>>,
 }
 
 /// Which time [`FlexCachePy::with_engine`] reads for its engine call.
@@ -109,12 +132,36 @@ enum TimeRule {
     Untimed,
 }
 
+impl TimeRule {
+    /// The rule for a call that stores with `ttl`.
+    fn storing(ttl: Ttl) -> Self {
+        if matches!(ttl, Ttl::Never) {
+            TimeRule::Lookup
+        } else {
+            TimeRule::Clock
+        }
+    }
+}
+
 /// The time an engine call runs at, and the clock it was read from (a
 /// deadline from a wall-clock `ttl` reads that clock's wall time).
 #[derive(Clone, Copy, Debug)]
 struct Time<'a> {
     now: Nanos,
     clock: &'a Clock,
+}
+
+/// The engine call of an operation on one key: it gets the comparison to
+/// find the key with, and answers [`Undecided`] (having changed nothing)
+/// when it met a stored key that only Python can compare.
+trait KeyCall<'py, R>:
+    FnMut(&mut Engine, Time<'_>, &mut ReleasedObjects, Matcher<'_, 'py>) -> Result<R, Undecided>
+{
+}
+
+impl<'py, R, F> KeyCall<'py, R> for F where
+    F: FnMut(&mut Engine, Time<'_>, &mut ReleasedObjects, Matcher<'_, 'py>) -> Result<R, Undecided>
+{
 }
 
 impl FlexCachePy {
@@ -133,22 +180,25 @@ impl FlexCachePy {
 
     /// Runs one engine call: borrows the cache mutably, reads the time by
     /// `time`, calls `call` with the engine, the time and the buffer for
-    /// what it releases, ends the borrow, and then closes and drops what
-    /// was released (user code may run there, and re-enter the cache).
-    /// `call` must not run Python code: the borrow is held while it runs.
+    /// what it releases, ends the borrow, and then tells `on_remove`,
+    /// closes and drops what was released (user code may run there, and
+    /// re-enter the cache). `call` must not run Python code: the borrow is
+    /// held while it runs. The hooks come back for an entry the call hands
+    /// back itself (`delete`, `pop`).
     ///
     /// Every access to the engine goes through here (the garbage
     /// collector's `__traverse__` and `__clear__` aside), so this is the
     /// one place to change for a lock. Inline, so that each method compiles
     /// to what it would be written out by hand.
     #[inline(always)]
-    fn with_engine<R>(
-        slf: &Bound<'_, Self>,
+    fn with_engine_hooks<'py, R>(
+        slf: &Bound<'py, Self>,
         time: TimeRule,
         call: impl FnOnce(&mut Engine, Time<'_>, &mut ReleasedObjects) -> R,
-    ) -> PyResult<R> {
+    ) -> PyResult<(R, Hooks<'py>)> {
+        let py = slf.py();
         let mut released = ReleasedObjects::new();
-        let result = {
+        let (result, hooks) = {
             let mut this = slf.try_borrow_mut()?;
             let this = &mut *this;
             let now = match time {
@@ -160,10 +210,301 @@ impl FlexCachePy {
                 now,
                 clock: &this.clock,
             };
-            call(&mut this.inner, time, &mut released)
+            let result = call(&mut this.inner, time, &mut released);
+            let hooks = Hooks {
+                on_remove: this.on_remove.as_ref().map(|f| f.bind(py).clone()),
+            };
+            (result, hooks)
         };
-        close_released(slf.py(), released);
-        Ok(result)
+        let errors = hooks.release_all(py, released);
+        if errors > 0 {
+            Self::count_close_errors(slf, errors);
+        }
+        Ok((result, hooks))
+    }
+
+    /// [`FlexCachePy::with_engine_hooks`], for a call that hands back no
+    /// entry of its own.
+    #[inline(always)]
+    fn with_engine<R>(
+        slf: &Bound<'_, Self>,
+        time: TimeRule,
+        call: impl FnOnce(&mut Engine, Time<'_>, &mut ReleasedObjects) -> R,
+    ) -> PyResult<R> {
+        Ok(Self::with_engine_hooks(slf, time, call)?.0)
+    }
+
+    /// Runs the engine call of an operation on `key` (see [`KeyCall`]). A
+    /// key that compares in Rust is decided in that one call; otherwise the
+    /// candidates are compared here, with the borrow released, and the call
+    /// runs again with their verdict, unless the cache changed meanwhile
+    /// (then the comparison starts over, up to [`SETTLE_TRIES`] times).
+    #[inline(always)]
+    fn with_key<'py, R>(
+        slf: &Bound<'py, Self>,
+        key: &Key<'py>,
+        time: TimeRule,
+        mut call: impl KeyCall<'py, R>,
+    ) -> PyResult<(R, Hooks<'py>)> {
+        let (first, hooks) = Self::with_engine_hooks(slf, time, |engine, time, released| {
+            call(engine, time, released, Matcher::first(key))
+        })?;
+        match first {
+            Ok(result) => Ok((result, hooks)),
+            Err(Undecided) => Self::settle(slf, key, time, call),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn settle<'py, R>(
+        slf: &Bound<'py, Self>,
+        key: &Key<'py>,
+        time: TimeRule,
+        mut call: impl KeyCall<'py, R>,
+    ) -> PyResult<(R, Hooks<'py>)> {
+        let py = slf.py();
+        for _ in 0..SETTLE_TRIES {
+            let (candidates, generation) =
+                Self::with_engine(slf, TimeRule::Untimed, |engine, _, _| {
+                    let mut found = SmallVec::<[Bound<'py, PyAny>; 2]>::new();
+                    engine.candidates(
+                        key.hash,
+                        |stored| key.compare(stored),
+                        |stored| found.push(stored.bind(py).clone()),
+                    );
+                    (found, engine.generation())
+                })?;
+            let mut winner = None;
+            for candidate in &candidates {
+                // User code: it may raise, or change the cache.
+                if key.equals(candidate)? {
+                    winner = Some(candidate);
+                    break;
+                }
+            }
+            let (outcome, hooks) = Self::with_engine_hooks(slf, time, |engine, time, released| {
+                (engine.generation() == generation)
+                    .then(|| call(engine, time, released, Matcher::settled(key, winner)))
+            })?;
+            if let Some(Ok(result)) = outcome {
+                return Ok((result, hooks));
+            }
+        }
+        Err(PyRuntimeError::new_err(format!(
+            "the cache changed while a key was being compared, on each of {SETTLE_TRIES} tries \
+             (does the key's __eq__ change the cache?)"
+        )))
+    }
+
+    /// Counts failed `close()` and `on_remove` calls in the statistics.
+    #[cold]
+    #[inline(never)]
+    fn count_close_errors(slf: &Bound<'_, Self>, errors: u64) {
+        match slf.try_borrow_mut() {
+            Ok(mut this) => this.inner.count_close_errors(errors),
+            Err(error) => args::discard(error.into()),
+        }
+    }
+
+    /// Tells the hooks about an entry an operation took out itself and,
+    /// when `close`, closes its value.
+    fn release_taken<'py>(
+        slf: &Bound<'py, Self>,
+        hooks: &Hooks<'py>,
+        entry: TakenEntry,
+        close: bool,
+    ) {
+        let errors = hooks.release(slf.py(), entry, close);
+        if errors > 0 {
+            Self::count_close_errors(slf, errors);
+        }
+    }
+
+    /// The size of `value` stored under `key`, and whether it needs
+    /// closing: the cache's weigher's answer if it has one, else the
+    /// value's own `item_size()`. User code; before any engine borrow.
+    #[inline(always)]
+    fn measure(
+        slf: &Bound<'_, Self>,
+        key: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<(u64, bool)> {
+        let weigher = slf
+            .try_borrow()?
+            .weigher
+            .as_ref()
+            .map(|weigher| weigher.bind(slf.py()).clone());
+        match weigher {
+            None => callbacks::measure(value),
+            Some(weigher) => callbacks::weigh(&weigher, key, value),
+        }
+    }
+
+    /// The exception for a size over `max_bytes`.
+    fn too_large(slf: &Bound<'_, Self>, size: u64) -> PyResult<PyErr> {
+        let max_bytes = Self::with_engine(slf, TimeRule::Untimed, |engine, _, _| {
+            engine.config().max_bytes
+        })?;
+        Ok(PyValueError::new_err(format!(
+            "item size {size} is larger than max_bytes ({max_bytes})"
+        )))
+    }
+
+    /// `set` (`replace` false) and `put` (true).
+    #[inline(always)]
+    fn store<'py>(
+        slf: &Bound<'py, Self>,
+        key: &Bound<'py, PyAny>,
+        value: &Bound<'py, PyAny>,
+        ttl: Option<&Bound<'py, PyAny>>,
+        replace: bool,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let parsed_key = Key::from_object(key)?;
+        let ttl = args::ttl(ttl)?;
+        // User code runs here, before the cache is borrowed.
+        let (size, needs_close) = Self::measure(slf, key, value)?;
+        let (result, _) = Self::with_key(
+            slf,
+            &parsed_key,
+            TimeRule::storing(ttl),
+            |engine, time, released, matcher| {
+                let new = NewEntry {
+                    hash: parsed_key.hash,
+                    key: key.clone().unbind(),
+                    value: value.clone().unbind(),
+                    size,
+                    deadline: ttl.deadline(time.now, time.clock),
+                    needs_close,
+                };
+                let eq = |stored: &StoredKey| matcher.compare(stored);
+                let result = if replace {
+                    engine.put(new, eq, time.now, released)
+                } else {
+                    engine.insert(new, eq, time.now, released)
+                };
+                if !released.is_empty() {
+                    if replace {
+                        keep_restored_value(py, released, key, value);
+                    }
+                    // Likely an eviction, and in a run of them: start
+                    // loading what the next one will release.
+                    prefetch_upcoming_victim(engine);
+                }
+                match result {
+                    Err(InsertError::Undecided { key, value }) => {
+                        // Dropped as `Bound`, at once (see `Hooks::release`).
+                        drop((key.into_bound(py), value.into_bound(py)));
+                        Err(Undecided)
+                    }
+                    other => Ok(other),
+                }
+            },
+        )?;
+        let refused = match result {
+            Ok(()) => return Ok(()),
+            Err(refused) => refused,
+        };
+        let too_large = matches!(refused, InsertError::TooLarge { .. });
+        let (new_key, new_value) = refused.into_entry();
+        drop((new_key.into_bound(py), new_value.into_bound(py)));
+        if too_large {
+            Err(Self::too_large(slf, size)?)
+        } else {
+            Err(PyKeyError::new_err(key.clone().unbind()))
+        }
+    }
+
+    /// Removes a key's entry, handing it back with the hooks to release it.
+    fn take_entry<'py>(
+        slf: &Bound<'py, Self>,
+        key: &Key<'py>,
+    ) -> PyResult<(Option<TakenEntry>, Hooks<'py>)> {
+        Self::with_key(
+            slf,
+            key,
+            TimeRule::Lookup,
+            |engine, time, released, matcher| {
+                engine.remove(
+                    key.hash,
+                    |stored| matcher.compare(stored),
+                    time.now,
+                    released,
+                )
+            },
+        )
+    }
+
+    /// The live value of a key, as `get` looks it up.
+    #[inline(always)]
+    fn lookup<'py>(slf: &Bound<'py, Self>, key: &Key<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let py = slf.py();
+        let (found, _) = Self::with_key(
+            slf,
+            key,
+            TimeRule::Lookup,
+            |engine, time, released, matcher| {
+                Ok(engine
+                    .get(
+                        key.hash,
+                        |stored| matcher.compare(stored),
+                        time.now,
+                        released,
+                    )?
+                    .map(|value| value.bind(py).clone()))
+            },
+        )?;
+        Ok(found)
+    }
+
+    /// The live entries' keys and values, in eviction order where the
+    /// policy keeps one (see `Cache::for_each_live`), and the generation
+    /// they were read at.
+    fn live_entries<'py>(
+        slf: &Bound<'py, Self>,
+        keys: bool,
+        values: bool,
+    ) -> PyResult<LiveEntries<'py>> {
+        let py = slf.py();
+        Self::with_engine(slf, TimeRule::Lookup, |engine, time, _| {
+            let mut found_keys = Vec::new();
+            let mut found_values = Vec::new();
+            engine.for_each_live(time.now, |key, value| {
+                if keys {
+                    found_keys.push(key.bind(py).clone());
+                }
+                if values {
+                    found_values.push(value.bind(py).clone());
+                }
+            });
+            (found_keys, found_values, engine.generation())
+        })
+    }
+
+    fn generation(slf: &Bound<'_, Self>) -> PyResult<u64> {
+        Self::with_engine(slf, TimeRule::Untimed, |engine, _, _| engine.generation())
+    }
+}
+
+/// After a `put` of `value` under `key`: the entry it replaced, if that
+/// held the very same value object, is no release at all (the value stays
+/// in the cache), so it is taken out of `released` unclosed and untold.
+/// The replaced entry comes back with the new key object (the cache keeps
+/// the first), which is how it is recognised.
+#[inline(never)]
+fn keep_restored_value(
+    py: Python<'_>,
+    released: &mut ReleasedObjects,
+    key: &Bound<'_, PyAny>,
+    value: &Bound<'_, PyAny>,
+) {
+    if let Some(position) = released.iter().position(|entry| {
+        entry.reason == ReleaseReason::Replaced && entry.key.is(key) && entry.value.is(value)
+    }) {
+        let entry = released.remove(position);
+        // The caller holds both objects: these drops only decrement.
+        drop((entry.key.into_bound(py), entry.value.into_bound(py)));
     }
 }
 
@@ -171,8 +512,8 @@ impl FlexCachePy {
 impl FlexCachePy {
     #[new]
     #[pyo3(
-        signature = (eviction_policy = Arg::Missing, scan_interval = Arg::Missing, max_items = Arg::Missing, max_bytes = Arg::Missing, *, clock = None),
-        text_signature = "(eviction_policy='lru', scan_interval=0.0, max_items=0, max_bytes=0, *, clock=None)"
+        signature = (eviction_policy = Arg::Missing, scan_interval = Arg::Missing, max_items = Arg::Missing, max_bytes = Arg::Missing, *, clock = None, weigher = None, on_remove = None),
+        text_signature = "(eviction_policy='lru', scan_interval=0.0, max_items=0, max_bytes=0, *, clock=None, weigher=None, on_remove=None)"
     )]
     fn new(
         eviction_policy: Arg<'_>,
@@ -180,6 +521,8 @@ impl FlexCachePy {
         max_items: Arg<'_>,
         max_bytes: Arg<'_>,
         clock: Option<&Bound<'_, PyAny>>,
+        weigher: Option<&Bound<'_, PyAny>>,
+        on_remove: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let policy = args::eviction_policy(eviction_policy)?;
         let (scan_interval, scan_interval_seconds) = args::scan_interval(scan_interval)?;
@@ -197,6 +540,8 @@ impl FlexCachePy {
                 }
             },
         };
+        let weigher = args::optional_callable(weigher, "weigher")?;
+        let on_remove = args::optional_callable(on_remove, "on_remove")?;
         let config = Config {
             policy,
             max_items,
@@ -208,10 +553,13 @@ impl FlexCachePy {
             inner,
             clock,
             scan_interval_seconds,
+            weigher,
+            on_remove,
         })
     }
 
-    /// Stores `value` under `key`, expiring after `ttl` (None: never).
+    /// Stores `value` under `key`, expiring after `ttl` (None: never);
+    /// `KeyError` if a live entry holds the key.
     #[pyo3(signature = (key, value, ttl = None))]
     fn set<'py>(
         slf: &Bound<'py, Self>,
@@ -219,51 +567,27 @@ impl FlexCachePy {
         value: &Bound<'py, PyAny>,
         ttl: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<()> {
-        let py = slf.py();
-        let parsed_key = Key::from_object(key)?;
-        let ttl = args::ttl(ttl)?;
-        // User code runs here, before the cache is borrowed.
-        let (size, needs_close) = callbacks::measure(value)?;
-        let time = if matches!(ttl, Ttl::Never) {
-            TimeRule::Lookup
-        } else {
-            TimeRule::Clock
-        };
-        let result = Self::with_engine(slf, time, |engine, time, released| {
-            let new = NewEntry {
-                hash: parsed_key.hash,
-                key: parsed_key.text.clone().unbind(),
-                value: value.clone().unbind(),
-                size,
-                deadline: ttl.deadline(time.now, time.clock),
-                needs_close,
-            };
-            let result =
-                engine.insert(new, |stored| parsed_key.matches(stored), time.now, released);
-            if !released.is_empty() {
-                // Likely an eviction, and in a run of them: start loading
-                // what the next one will release.
-                prefetch_upcoming_victim(engine);
-            }
-            result
-        })?;
-        let refused = match result {
-            Ok(()) => return Ok(()),
-            Err(refused) => refused,
-        };
-        let too_large = matches!(refused, InsertError::TooLarge { .. });
-        let (new_key, new_value) = refused.into_entry();
-        // Dropped as `Bound`, at once (see `callbacks::close_one`).
-        drop((new_key.into_bound(py), new_value.into_bound(py)));
-        if !too_large {
-            return Err(PyKeyError::new_err(key.clone().unbind()));
-        }
-        let max_bytes = Self::with_engine(slf, TimeRule::Untimed, |engine, _, _| {
-            engine.config().max_bytes
-        })?;
-        Err(PyValueError::new_err(format!(
-            "item size {size} is larger than max_bytes ({max_bytes})"
-        )))
+        Self::store(slf, key, value, ttl, false)
+    }
+
+    /// Stores `value` under `key`, replacing (and closing) a live entry's
+    /// value unless it is this very object.
+    #[pyo3(signature = (key, value, ttl = None))]
+    fn put<'py>(
+        slf: &Bound<'py, Self>,
+        key: &Bound<'py, PyAny>,
+        value: &Bound<'py, PyAny>,
+        ttl: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<()> {
+        Self::store(slf, key, value, ttl, true)
+    }
+
+    fn __setitem__<'py>(
+        slf: &Bound<'py, Self>,
+        key: &Bound<'py, PyAny>,
+        value: &Bound<'py, PyAny>,
+    ) -> PyResult<()> {
+        Self::store(slf, key, value, None, true)
     }
 
     /// The value stored under `key`, or `default` if it is missing or expired.
@@ -276,29 +600,237 @@ impl FlexCachePy {
     ) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
         let key = Key::from_object(key)?;
-        let found = Self::with_engine(slf, TimeRule::Lookup, |engine, time, released| {
-            engine
-                .get(key.hash, |stored| key.matches(stored), time.now, released)
-                .map(|value| value.clone_ref(py))
-        })?;
-        Ok(match found {
-            Some(value) => value.into_bound(py),
+        Ok(match Self::lookup(slf, &key)? {
+            Some(value) => value,
             None => default.unwrap_or_else(|| py.None().into_bound(py)),
         })
+    }
+
+    fn __getitem__<'py>(
+        slf: &Bound<'py, Self>,
+        key: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let parsed_key = Key::from_object(key)?;
+        Self::lookup(slf, &parsed_key)?.ok_or_else(|| PyKeyError::new_err(key.clone().unbind()))
+    }
+
+    /// The live value of `key`, or `default`; changes no order, no
+    /// statistic, and reaps nothing.
+    #[pyo3(signature = (key, default = None))]
+    fn peek<'py>(
+        slf: &Bound<'py, Self>,
+        key: &Bound<'py, PyAny>,
+        default: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let parsed_key = Key::from_object(key)?;
+        let (found, _) = Self::with_key(
+            slf,
+            &parsed_key,
+            TimeRule::Lookup,
+            |engine, time, _, matcher| {
+                Ok(engine
+                    .peek(parsed_key.hash, |stored| matcher.compare(stored), time.now)?
+                    .map(|value| value.bind(py).clone()))
+            },
+        )?;
+        Ok(found.unwrap_or_else(|| default.unwrap_or_else(|| py.None().into_bound(py))))
     }
 
     /// Removes `key`, closing its value. False if no live entry held it.
     fn delete<'py>(slf: &Bound<'py, Self>, key: &Bound<'py, PyAny>) -> PyResult<bool> {
         let key = Key::from_object(key)?;
-        let removed = Self::with_engine(slf, TimeRule::Lookup, |engine, time, released| {
-            engine.remove(key.hash, |stored| key.matches(stored), time.now, released)
-        })?;
+        let (removed, hooks) = Self::take_entry(slf, &key)?;
         // Closed after the borrow, as what the automatic scan released was.
         Ok(removed.is_some_and(|entry| {
             let live = entry.reason == ReleaseReason::Deleted;
-            close_one(slf.py(), entry);
+            Self::release_taken(slf, &hooks, entry, true);
             live
         }))
+    }
+
+    fn __delitem__<'py>(slf: &Bound<'py, Self>, key: &Bound<'py, PyAny>) -> PyResult<()> {
+        if Self::delete(slf, key)? {
+            Ok(())
+        } else {
+            Err(PyKeyError::new_err(key.clone().unbind()))
+        }
+    }
+
+    /// Removes `key` and returns its value without closing it (the caller
+    /// takes it over); `default`, or `KeyError`, when no live entry held it.
+    #[pyo3(signature = (key, default = Arg::Missing))]
+    fn pop<'py>(
+        slf: &Bound<'py, Self>,
+        key: &Bound<'py, PyAny>,
+        default: Arg<'py>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let parsed_key = Key::from_object(key)?;
+        let (removed, hooks) = Self::take_entry(slf, &parsed_key)?;
+        if let Some(entry) = removed {
+            if entry.reason == ReleaseReason::Deleted {
+                let value = entry.value.bind(py).clone();
+                Self::release_taken(slf, &hooks, entry, false);
+                return Ok(value);
+            }
+            Self::release_taken(slf, &hooks, entry, true);
+        }
+        match default {
+            Arg::Given(default) => Ok(default),
+            Arg::Missing => Err(PyKeyError::new_err(key.clone().unbind())),
+        }
+    }
+
+    /// The live value of `key`; otherwise `factory()`'s result, stored as
+    /// `set` stores (unless a live entry appeared meanwhile, which wins).
+    #[pyo3(signature = (key, factory, ttl = None))]
+    fn get_or_set<'py>(
+        slf: &Bound<'py, Self>,
+        key: &Bound<'py, PyAny>,
+        factory: &Bound<'py, PyAny>,
+        ttl: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let parsed_key = Key::from_object(key)?;
+        let ttl = args::ttl(ttl)?;
+        if let Some(value) = Self::lookup(slf, &parsed_key)? {
+            return Ok(value);
+        }
+        let made = factory.call0()?;
+        let (size, needs_close) = Self::measure(slf, key, &made)?;
+        let (holder, hooks) = Self::with_key(
+            slf,
+            &parsed_key,
+            TimeRule::storing(ttl),
+            |engine, time, released, matcher| {
+                let new = NewEntry {
+                    hash: parsed_key.hash,
+                    key: key.clone().unbind(),
+                    value: made.clone().unbind(),
+                    size,
+                    deadline: ttl.deadline(time.now, time.clock),
+                    needs_close,
+                };
+                let eq = |stored: &StoredKey| matcher.compare(stored);
+                match engine.insert(new, eq, time.now, released) {
+                    Ok(()) => Ok(None),
+                    Err(refused) => {
+                        let occupied = matches!(refused, InsertError::Occupied { .. });
+                        let undecided = matches!(refused, InsertError::Undecided { .. });
+                        let (key, value) = refused.into_entry();
+                        drop((key.into_bound(py), value.into_bound(py)));
+                        if undecided {
+                            return Err(Undecided);
+                        }
+                        if !occupied {
+                            // Too large: returned, neither stored nor closed.
+                            return Ok(None);
+                        }
+                        Ok(engine
+                            .peek(parsed_key.hash, eq, time.now)?
+                            .map(|value| value.bind(py).clone()))
+                    }
+                }
+            },
+        )?;
+        let Some(holder) = holder else {
+            return Ok(made);
+        };
+        // The factory's result, which nobody else has, goes as a replaced
+        // entry would.
+        let discarded = ReleasedEntry {
+            key: key.clone().unbind(),
+            value: made.unbind(),
+            needs_close,
+            reason: ReleaseReason::Replaced,
+        };
+        Self::release_taken(slf, &hooks, discarded, true);
+        Ok(holder)
+    }
+
+    /// Gives a live entry a new `ttl` (None: never expires); False when no
+    /// live entry holds `key`.
+    #[pyo3(signature = (key, ttl = None))]
+    fn touch<'py>(
+        slf: &Bound<'py, Self>,
+        key: &Bound<'py, PyAny>,
+        ttl: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<bool> {
+        let parsed_key = Key::from_object(key)?;
+        let ttl = args::ttl(ttl)?;
+        let (touched, _) = Self::with_key(
+            slf,
+            &parsed_key,
+            TimeRule::Clock,
+            |engine, time, released, matcher| {
+                engine.touch(
+                    parsed_key.hash,
+                    |stored| matcher.compare(stored),
+                    ttl.deadline(time.now, time.clock),
+                    time.now,
+                    released,
+                )
+            },
+        )?;
+        Ok(touched)
+    }
+
+    /// Seconds until the live entry of `key` expires (None: never);
+    /// `KeyError` when no live entry holds it.
+    fn expires_in<'py>(slf: &Bound<'py, Self>, key: &Bound<'py, PyAny>) -> PyResult<Option<f64>> {
+        let parsed_key = Key::from_object(key)?;
+        let (remaining, _) = Self::with_key(
+            slf,
+            &parsed_key,
+            TimeRule::Clock,
+            |engine, time, _, matcher| {
+                let deadline = engine.deadline_of(
+                    parsed_key.hash,
+                    |stored| matcher.compare(stored),
+                    time.now,
+                )?;
+                Ok(deadline.map(|deadline| {
+                    (deadline != NEVER).then(|| (deadline - time.now) as f64 / 1e9)
+                }))
+            },
+        )?;
+        remaining.ok_or_else(|| PyKeyError::new_err(key.clone().unbind()))
+    }
+
+    /// `{key: value}` for the live entries among `keys`, each looked up as
+    /// `get` looks it up.
+    fn get_many<'py>(
+        slf: &Bound<'py, Self>,
+        keys: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        bulk::get_many(slf, keys)
+    }
+
+    /// Stores every `(key, value)` of `entries` (a mapping or pairs), all
+    /// or nothing, as `set` would.
+    #[pyo3(signature = (entries, ttl = None))]
+    fn set_many<'py>(
+        slf: &Bound<'py, Self>,
+        entries: &Bound<'py, PyAny>,
+        ttl: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<()> {
+        bulk::store_many(slf, entries, ttl, false)
+    }
+
+    /// As `set_many`, replacing live entries as `put` does.
+    #[pyo3(signature = (entries, ttl = None))]
+    fn put_many<'py>(
+        slf: &Bound<'py, Self>,
+        entries: &Bound<'py, PyAny>,
+        ttl: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<()> {
+        bulk::store_many(slf, entries, ttl, true)
+    }
+
+    /// Deletes each of `keys`; returns how many live entries were removed.
+    fn delete_many<'py>(slf: &Bound<'py, Self>, keys: &Bound<'py, PyAny>) -> PyResult<usize> {
+        bulk::delete_many(slf, keys)
     }
 
     /// Reaps every expired entry now, whatever `scan_interval` says.
@@ -310,8 +842,43 @@ impl FlexCachePy {
 
     /// Removes every entry, closing each value.
     fn clear(slf: &Bound<'_, Self>) -> PyResult<()> {
-        Self::with_engine(slf, TimeRule::Untimed, |engine, _, released| {
-            engine.clear(released);
+        Self::with_engine(slf, TimeRule::Lookup, |engine, time, released| {
+            engine.clear(time.now, released);
+        })
+    }
+
+    /// A snapshot of the counts since the cache was made or since
+    /// `reset_stats()`.
+    fn stats<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        let stats = Self::with_engine(slf, TimeRule::Untimed, |engine, _, _| engine.stats())?;
+        types::cache_stats(slf.py(), stats)
+    }
+
+    /// Starts every count of `stats()` again from zero.
+    fn reset_stats(slf: &Bound<'_, Self>) -> PyResult<()> {
+        Self::with_engine(slf, TimeRule::Untimed, |engine, _, _| engine.reset_stats())
+    }
+
+    /// The live keys, in eviction order (the next victim first) under a
+    /// policy that keeps one.
+    fn keys<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyList>> {
+        let (keys, _, _) = Self::live_entries(slf, true, false)?;
+        PyList::new(slf.py(), keys)
+    }
+
+    /// The live values, in the order of `keys()`.
+    fn values<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyList>> {
+        let (_, values, _) = Self::live_entries(slf, false, true)?;
+        PyList::new(slf.py(), values)
+    }
+
+    fn __iter__(slf: &Bound<'_, Self>) -> PyResult<KeyIterator> {
+        let (keys, _, generation) = Self::live_entries(slf, true, false)?;
+        Ok(KeyIterator {
+            cache: Some(slf.clone().unbind()),
+            keys: keys.into_iter().map(Bound::unbind).collect(),
+            position: 0,
+            generation,
         })
     }
 
@@ -360,9 +927,11 @@ impl FlexCachePy {
 
     fn __contains__(slf: &Bound<'_, Self>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
         let key = Key::from_object(key)?;
-        Self::with_engine(slf, TimeRule::Lookup, |engine, time, _| {
-            engine.contains(key.hash, |stored| key.matches(stored), time.now)
-        })
+        let (found, _) =
+            Self::with_key(slf, &key, TimeRule::Lookup, |engine, time, _, matcher| {
+                engine.contains(key.hash, |stored| matcher.compare(stored), time.now)
+            })?;
+        Ok(found)
     }
 
     /// The object's own size and the native memory its engine holds (the
@@ -395,6 +964,9 @@ impl FlexCachePy {
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        for callback in [&self.weigher, &self.on_remove].into_iter().flatten() {
+            visit.call(callback)?;
+        }
         let mut outcome = Ok(());
         self.inner.for_each(|key, value| {
             if outcome.is_ok() {
@@ -408,8 +980,63 @@ impl FlexCachePy {
     /// without calling `close()` (SPEC: collection is not a shutdown).
     fn __clear__(&mut self) {
         let mut released = ReleasedObjects::new();
-        self.inner.clear(&mut released);
+        let now = self.inner.latest_now();
+        self.inner.clear(now, &mut released);
         drop(released);
+        self.weigher = None;
+        self.on_remove = None;
+    }
+}
+
+/// `iter(cache)`: the live keys when it was made, in `keys()` order. Any
+/// store or removal in the cache since makes its next step raise
+/// `RuntimeError`, as a dict's iterator does.
+#[pyclass(name = "FlexCacheKeyIterator", module = "flexcache")]
+struct KeyIterator {
+    cache: Option<Py<FlexCachePy>>,
+    keys: Vec<Py<PyAny>>,
+    position: usize,
+    generation: u64,
+}
+
+#[pymethods]
+impl KeyIterator {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let Some(cache) = &self.cache else {
+            return Ok(None);
+        };
+        if FlexCachePy::generation(cache.bind(py))? != self.generation {
+            return Err(PyRuntimeError::new_err(
+                "the cache changed during iteration",
+            ));
+        }
+        let Some(key) = self.keys.get(self.position) else {
+            // Exhausted: an exhausted iterator stays so, as Python's do.
+            self.cache = None;
+            self.keys = Vec::new();
+            return Ok(None);
+        };
+        self.position += 1;
+        Ok(Some(key.bind(py).clone()))
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Some(cache) = &self.cache {
+            visit.call(cache)?;
+        }
+        for key in &self.keys {
+            visit.call(key)?;
+        }
+        Ok(())
+    }
+
+    fn __clear__(&mut self) {
+        self.cache = None;
+        self.keys = Vec::new();
     }
 }
 
@@ -431,7 +1058,9 @@ fn prefetch_upcoming_victim(engine: &Engine) {
 #[pymodule(gil_used = true)]
 #[pyo3(name = "_core")]
 fn core_module(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    types::import(module.py())?;
     module.add_class::<FlexCachePy>()?;
+    module.add_class::<KeyIterator>()?;
     fastcall::install(&module.py().get_type::<FlexCachePy>())?;
     module.add_class::<ManualClockPy>()?;
     Ok(())

@@ -1,11 +1,13 @@
 """FlexCache: an in-memory cache with a Rust core.
 
-Per-item TTL on a hierarchical timing wheel, exact LRU and FIFO, random
-eviction, limits by item count and by units your values report through
-``item_size()``, and ``close()`` called on every value the cache lets go.
+Any hashable key, per-item TTL on a hierarchical timing wheel, exact LRU and
+FIFO, random eviction, limits by item count and by units your values report
+through ``item_size()`` (or a ``weigher``), ``close()`` called on every value
+the cache lets go, and statistics.
 """
 
 from flexcache._core import FlexCache
+from flexcache._types import CacheStats, RemovalCause
 
-__all__ = ["FlexCache"]
+__all__ = ["CacheStats", "FlexCache", "RemovalCause"]
 __version__ = "0.1.0"

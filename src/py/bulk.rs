@@ -1,0 +1,355 @@
+//! The bulk calls: `get_many`, `set_many`, `put_many` and `delete_many`.
+//!
+//! Each reads and checks all of its input first (iterating the caller's
+//! iterable, hashing every key, calling every `item_size()` or the
+//! weigher: user code, before the cache is borrowed), then crosses into
+//! the engine once for the whole batch. Keys whose comparison needs Python
+//! (see `key`) are settled with the borrow released, as single-key calls
+//! settle theirs.
+
+use std::collections::HashMap;
+
+use pyo3::exceptions::{PyKeyError, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
+use smallvec::SmallVec;
+
+use super::args::{self, type_name};
+use super::callbacks::ReleasedObjects;
+use super::key::{Key, Matcher, StoredKey};
+use super::{FlexCachePy, TimeRule, SETTLE_TRIES};
+use crate::engine::{BatchError, NewEntry, ReleaseReason, Undecided};
+
+/// `{key: value}` for the live entries among `keys`, in their order.
+pub(super) fn get_many<'py>(
+    slf: &Bound<'py, FlexCachePy>,
+    keys: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = slf.py();
+    let keys = parse_keys(keys)?;
+    let found = FlexCachePy::with_engine(slf, TimeRule::Lookup, |engine, time, released| {
+        keys.iter()
+            .map(|key| {
+                let eq = |stored: &StoredKey| key.compare(stored);
+                Ok(engine
+                    .get(key.hash, eq, time.now, released)?
+                    .map(|value| value.bind(py).clone()))
+            })
+            .collect::<Vec<Result<Option<Bound<'py, PyAny>>, Undecided>>>()
+    })?;
+    let result = PyDict::new(py);
+    for (key, found) in keys.iter().zip(found) {
+        let value = match found {
+            Ok(value) => value,
+            Err(Undecided) => FlexCachePy::lookup(slf, key)?,
+        };
+        if let Some(value) = value {
+            result.set_item(&key.object, value)?;
+        }
+    }
+    Ok(result.into_any())
+}
+
+/// Deletes each of `keys`, closing their values; how many were live.
+pub(super) fn delete_many(
+    slf: &Bound<'_, FlexCachePy>,
+    keys: &Bound<'_, PyAny>,
+) -> PyResult<usize> {
+    let keys = parse_keys(keys)?;
+    let (mut removed, undecided) =
+        FlexCachePy::with_engine(slf, TimeRule::Lookup, |engine, time, released| {
+            let mut removed = 0;
+            let mut undecided = Vec::new();
+            for (position, key) in keys.iter().enumerate() {
+                let eq = |stored: &StoredKey| key.compare(stored);
+                match engine.remove(key.hash, eq, time.now, released) {
+                    Ok(Some(entry)) => {
+                        removed += usize::from(entry.reason == ReleaseReason::Deleted);
+                        released.push(entry);
+                    }
+                    Ok(None) => {}
+                    Err(Undecided) => undecided.push(position),
+                }
+            }
+            (removed, undecided)
+        })?;
+    for position in undecided {
+        let (entry, hooks) = FlexCachePy::take_entry(slf, &keys[position])?;
+        if let Some(entry) = entry {
+            removed += usize::from(entry.reason == ReleaseReason::Deleted);
+            FlexCachePy::release_taken(slf, &hooks, entry, true);
+        }
+    }
+    Ok(removed)
+}
+
+/// One entry of a batch, read and measured.
+struct Pending<'py> {
+    key: Key<'py>,
+    value: Bound<'py, PyAny>,
+    size: u64,
+    needs_close: bool,
+}
+
+/// `set_many` (`replace` false) and `put_many` (true).
+pub(super) fn store_many<'py>(
+    slf: &Bound<'py, FlexCachePy>,
+    entries: &Bound<'py, PyAny>,
+    ttl: Option<&Bound<'py, PyAny>>,
+    replace: bool,
+) -> PyResult<()> {
+    let py = slf.py();
+    let ttl = args::ttl(ttl)?;
+    let pairs = parse_pairs(entries)?;
+    let mut keyed = Vec::with_capacity(pairs.len());
+    for (key, value) in pairs {
+        keyed.push((Key::from_object(&key)?, value));
+    }
+    let keyed = without_repeats(keyed, replace)?;
+    let mut batch = Vec::with_capacity(keyed.len());
+    for (key, value) in keyed {
+        let (size, needs_close) = FlexCachePy::measure(slf, &key.object, &value)?;
+        batch.push(Pending {
+            key,
+            value,
+            size,
+            needs_close,
+        });
+    }
+    let mut winners: Vec<Option<Bound<'py, PyAny>>> = Vec::new();
+    let mut generation = None;
+    for _ in 0..=SETTLE_TRIES {
+        let matchers: Vec<Matcher<'_, 'py>> = match generation {
+            None => batch
+                .iter()
+                .map(|pending| Matcher::first(&pending.key))
+                .collect(),
+            Some(_) => batch
+                .iter()
+                .zip(&winners)
+                .map(|(pending, winner)| Matcher::settled(&pending.key, winner.as_ref()))
+                .collect(),
+        };
+        let outcome =
+            FlexCachePy::with_engine(slf, TimeRule::storing(ttl), |engine, time, released| {
+                if generation.is_some_and(|generation| engine.generation() != generation) {
+                    return Err(BatchError::Undecided);
+                }
+                let entries = batch
+                    .iter()
+                    .map(|pending| NewEntry {
+                        hash: pending.key.hash,
+                        key: pending.key.object.clone().unbind(),
+                        value: pending.value.clone().unbind(),
+                        size: pending.size,
+                        deadline: ttl.deadline(time.now, time.clock),
+                        needs_close: pending.needs_close,
+                    })
+                    .collect();
+                let eq = |position: usize, stored: &StoredKey| matchers[position].compare(stored);
+                match engine.store_batch(entries, eq, replace, time.now, released) {
+                    Ok(()) => {
+                        if replace {
+                            keep_restored_values(py, released, &batch);
+                        }
+                        Ok(())
+                    }
+                    Err((error, refused)) => {
+                        for new in refused {
+                            // Dropped as `Bound`, at once; the caller holds both.
+                            drop((new.key.into_bound(py), new.value.into_bound(py)));
+                        }
+                        Err(error)
+                    }
+                }
+            })?;
+        match outcome {
+            Ok(()) => return Ok(()),
+            Err(BatchError::Occupied(position)) => {
+                return Err(PyKeyError::new_err(
+                    batch[position].key.object.clone().unbind(),
+                ));
+            }
+            Err(BatchError::TooLarge(position)) => {
+                return Err(FlexCachePy::too_large(slf, batch[position].size)?);
+            }
+            Err(BatchError::DoesNotFit) => {
+                let total: u128 = batch.iter().map(|pending| u128::from(pending.size)).sum();
+                return Err(PyValueError::new_err(format!(
+                    "a batch of {} entries of total size {total} does not fit in the cache's \
+                     limits on its own",
+                    batch.len()
+                )));
+            }
+            Err(BatchError::Undecided) => {
+                let (found, now) = settle_batch(slf, &batch)?;
+                winners = found;
+                generation = Some(now);
+            }
+        }
+    }
+    Err(PyRuntimeError::new_err(format!(
+        "the cache changed while the batch's keys were being compared, on each of \
+         {SETTLE_TRIES} tries (does a key's __eq__ change the cache?)"
+    )))
+}
+
+/// Compares each batch key with its candidates (user code, no borrow
+/// held): the stored key found equal to each, and the generation the
+/// candidates were read at.
+fn settle_batch<'py>(
+    slf: &Bound<'py, FlexCachePy>,
+    batch: &[Pending<'py>],
+) -> PyResult<(Vec<Option<Bound<'py, PyAny>>>, u64)> {
+    let py = slf.py();
+    let (candidates, generation) =
+        FlexCachePy::with_engine(slf, TimeRule::Untimed, |engine, _, _| {
+            let candidates: Vec<SmallVec<[Bound<'py, PyAny>; 1]>> = batch
+                .iter()
+                .map(|pending| {
+                    let mut found = SmallVec::new();
+                    engine.candidates(
+                        pending.key.hash,
+                        |stored| pending.key.compare(stored),
+                        |stored| found.push(stored.bind(py).clone()),
+                    );
+                    found
+                })
+                .collect();
+            (candidates, engine.generation())
+        })?;
+    let mut winners = Vec::with_capacity(batch.len());
+    for (pending, candidates) in batch.iter().zip(candidates) {
+        let mut winner = None;
+        for candidate in candidates {
+            if pending.key.equals(&candidate)? {
+                winner = Some(candidate);
+                break;
+            }
+        }
+        winners.push(winner);
+    }
+    Ok((winners, generation))
+}
+
+/// A batch with each key once: a repeat is a `KeyError` (`set_many`), or
+/// the last one wins (`put_many`, as `dict.update`). Keys are compared as
+/// the cache compares them (a str subclass by its text), user code run for
+/// foreign keys, no borrow held.
+fn without_repeats<'py>(
+    keyed: Vec<(Key<'py>, Bound<'py, PyAny>)>,
+    last_wins: bool,
+) -> PyResult<Vec<(Key<'py>, Bound<'py, PyAny>)>> {
+    let mut by_hash: HashMap<u64, SmallVec<[usize; 1]>> = HashMap::with_capacity(keyed.len());
+    let mut superseded = vec![false; keyed.len()];
+    let mut any = false;
+    for position in 0..keyed.len() {
+        let earlier = by_hash.entry(keyed[position].0.hash).or_default();
+        for &other in earlier.iter() {
+            if superseded[other] || !keyed[position].0.equals(&keyed[other].0.object)? {
+                continue;
+            }
+            if !last_wins {
+                return Err(PyKeyError::new_err(
+                    keyed[position].0.object.clone().unbind(),
+                ));
+            }
+            superseded[other] = true;
+            any = true;
+        }
+        earlier.push(position);
+    }
+    if !any {
+        return Ok(keyed);
+    }
+    Ok(keyed
+        .into_iter()
+        .zip(superseded)
+        .filter_map(|(entry, superseded)| (!superseded).then_some(entry))
+        .collect())
+}
+
+/// After a `put_many`: as `keep_restored_value` after a `put`, for every
+/// replaced entry that held the very value its key is now stored with.
+fn keep_restored_values(py: Python<'_>, released: &mut ReleasedObjects, batch: &[Pending<'_>]) {
+    if !released
+        .iter()
+        .any(|entry| entry.reason == ReleaseReason::Replaced)
+    {
+        return;
+    }
+    let values: HashMap<usize, usize> = batch
+        .iter()
+        .map(|pending| {
+            (
+                pending.key.object.as_ptr() as usize,
+                pending.value.as_ptr() as usize,
+            )
+        })
+        .collect();
+    let mut kept = Vec::new();
+    released.retain(|entry| {
+        let same = entry.reason == ReleaseReason::Replaced
+            && values.get(&(entry.key.as_ptr() as usize)) == Some(&(entry.value.as_ptr() as usize));
+        if same {
+            kept.push((entry.key.clone_ref(py), entry.value.clone_ref(py)));
+        }
+        !same
+    });
+    for (key, value) in kept {
+        drop((key.into_bound(py), value.into_bound(py)));
+    }
+}
+
+/// The keys of an iterable, each hashed and classified.
+fn parse_keys<'py>(keys: &Bound<'py, PyAny>) -> PyResult<Vec<Key<'py>>> {
+    if keys.is_instance_of::<PyString>() {
+        return Err(PyTypeError::new_err(
+            "keys must be an iterable of keys, not a str (wrap a single key in a list)",
+        ));
+    }
+    let mut parsed = Vec::new();
+    for key in keys.try_iter()? {
+        parsed.push(Key::from_object(&key?)?);
+    }
+    Ok(parsed)
+}
+
+/// The `(key, value)` pairs of a mapping or of an iterable of pairs, read
+/// as `dict.update` reads them.
+fn parse_pairs<'py>(
+    entries: &Bound<'py, PyAny>,
+) -> PyResult<Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)>> {
+    let py = entries.py();
+    if let Ok(dict) = entries.cast_exact::<PyDict>() {
+        return Ok(dict.iter().collect());
+    }
+    let mut pairs = Vec::new();
+    if entries.hasattr(intern!(py, "keys"))? {
+        for key in entries.call_method0(intern!(py, "keys"))?.try_iter()? {
+            let key = key?;
+            let value = entries.get_item(&key)?;
+            pairs.push((key, value));
+        }
+        return Ok(pairs);
+    }
+    for (position, item) in entries.try_iter()?.enumerate() {
+        let item = item?;
+        let Ok(parts) = item.try_iter() else {
+            return Err(PyTypeError::new_err(format!(
+                "entries element #{position} ({}) is not a (key, value) pair",
+                type_name(&item)
+            )));
+        };
+        let parts = parts.collect::<PyResult<SmallVec<[Bound<'py, PyAny>; 2]>>>()?;
+        let [key, value]: [Bound<'py, PyAny>; 2] = parts.into_inner().map_err(|parts| {
+            PyValueError::new_err(format!(
+                "entries element #{position} has length {}; 2 is required",
+                parts.len()
+            ))
+        })?;
+        pairs.push((key, value));
+    }
+    Ok(pairs)
+}
