@@ -87,6 +87,7 @@ impl<T> Arena<T> {
     }
 
     /// Stores `value`, reusing a free slot when there is one.
+    #[inline(always)]
     pub(crate) fn insert(&mut self, value: T) -> SlotId {
         self.len += 1;
         match self.free_head {
@@ -129,7 +130,7 @@ impl<T> Arena<T> {
 
     /// # Panics
     /// If `id` is not occupied.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn get(&self, id: SlotId) -> &T {
         match &self.slots[id.index()] {
             Slot::Occupied(value) => value,
@@ -139,7 +140,7 @@ impl<T> Arena<T> {
 
     /// # Panics
     /// If `id` is not occupied.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn get_mut(&mut self, id: SlotId) -> &mut T {
         match &mut self.slots[id.index()] {
             Slot::Occupied(value) => value,

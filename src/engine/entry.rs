@@ -111,14 +111,14 @@ impl<K, V> Links for OrderLinks<&Arena<Entry<K, V>>> {
 }
 
 impl<K, V> Links for OrderLinks<&mut Arena<Entry<K, V>>> {
-    #[inline]
+    #[inline(always)]
     fn link(&self, id: SlotId) -> &Link {
         &self.0.get(id).order
     }
 }
 
 impl<K, V> LinksMut for OrderLinks<&mut Arena<Entry<K, V>>> {
-    #[inline]
+    #[inline(always)]
     fn link_mut(&mut self, id: SlotId) -> &mut Link {
         &mut self.0.get_mut(id).order
     }

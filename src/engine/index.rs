@@ -86,18 +86,28 @@ impl Index {
 
     /// The slot filed under `hash` that `is_match` accepts. `is_match` sees
     /// only slots whose table hash shares hashbrown's 7-bit tag with `hash`.
-    #[inline]
+    ///
+    /// Through `iter_hash`, a plain iterator: `HashTable::find` hands the
+    /// test to its probe loop as a `dyn FnMut`, which the compiler stopped
+    /// inlining once the binding's key comparison grew (a get-hit paid a
+    /// call and a closure frame for it).
+    #[inline(always)]
     pub(crate) fn find(
         &self,
         hash: IndexHash,
         mut is_match: impl FnMut(SlotId) -> bool,
     ) -> Option<SlotId> {
-        self.table.find(hash.table, |&id| is_match(id)).copied()
+        for &id in self.table.iter_hash(hash.table) {
+            if is_match(id) {
+                return Some(id);
+            }
+        }
+        None
     }
 
     /// Files `id` under `hash`; `stored_hash_of` gives the stored hash of
     /// any slot already filed (the table re-hashes with it when it grows).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn insert(
         &mut self,
         hash: IndexHash,

@@ -93,7 +93,7 @@ impl List {
     }
 
     /// Moves `id`, which must be on this list, to the back.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn move_to_back(&mut self, nodes: &mut impl LinksMut, id: SlotId) {
         debug_assert!(
             self.may_hold(nodes, id),

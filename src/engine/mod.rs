@@ -413,7 +413,7 @@ impl<K, V> Cache<K, V> {
     }
 
     /// The entry of the key `eq` matches (see [`KeyMatch`]).
-    #[inline]
+    #[inline(always)]
     fn find<M: Into<KeyMatch>>(
         &self,
         hash: u64,
@@ -432,7 +432,7 @@ impl<K, V> Cache<K, V> {
 
     /// The entry of the key `eq` matches when it is live; an expired one
     /// is reaped into `released`.
-    #[inline]
+    #[inline(always)]
     fn find_live<M: Into<KeyMatch>>(
         &mut self,
         hash: u64,
@@ -456,7 +456,7 @@ impl<K, V> Cache<K, V> {
     ///
     /// # Errors
     /// [`Undecided`], having counted nothing.
-    #[inline]
+    #[inline(always)]
     pub fn get<M: Into<KeyMatch>>(
         &mut self,
         hash: u64,
@@ -585,6 +585,7 @@ impl<K, V> Cache<K, V> {
     ///
     /// # Errors
     /// [`InsertError`], handing the key and value back, when it refuses.
+    #[inline(always)]
     pub fn insert<M: Into<KeyMatch>>(
         &mut self,
         new: NewEntry<K, V>,
@@ -629,6 +630,7 @@ impl<K, V> Cache<K, V> {
     /// # Errors
     /// [`InsertError::TooLarge`] or [`InsertError::Undecided`], handing the
     /// key and value back.
+    #[inline(always)]
     pub fn put<M: Into<KeyMatch>>(
         &mut self,
         mut new: NewEntry<K, V>,
@@ -894,7 +896,7 @@ impl<K, V> Cache<K, V> {
     }
 
     /// Files a new entry in every structure; there is room for it.
-    #[inline]
+    #[inline(always)]
     fn store(&mut self, new: NewEntry<K, V>) {
         let NewEntry {
             hash,
@@ -1097,7 +1099,7 @@ fn undecided_if(found: Option<SlotId>, unknown: bool) -> Result<Option<SlotId>, 
 
 /// The test an index slot passes when it holds the entry of the key that
 /// `eq` matches and whose index hash is `hash`.
-#[inline]
+#[inline(always)]
 fn holds_key<'a, K, V>(
     entries: &'a Arena<Entry<K, V>>,
     hash: IndexHash,

@@ -124,7 +124,7 @@ impl Policy {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn on_hit<K, V>(&mut self, entries: &mut Arena<Entry<K, V>>, id: SlotId) {
         if let Policy::Ordered {
             order,

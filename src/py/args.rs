@@ -235,13 +235,18 @@ impl Ttl {
     }
 }
 
+/// Inline for the usual `None`; the rest is out of line.
+#[inline(always)]
 pub(crate) fn ttl(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Ttl> {
-    let Some(obj) = obj else {
-        return Ok(Ttl::Never);
-    };
-    if obj.is_none() {
-        return Ok(Ttl::Never);
+    match obj {
+        None => Ok(Ttl::Never),
+        Some(obj) if obj.is_none() => Ok(Ttl::Never),
+        Some(obj) => ttl_of(obj),
     }
+}
+
+#[inline(never)]
+fn ttl_of(obj: &Bound<'_, PyAny>) -> PyResult<Ttl> {
     if let Ok(moment) = obj.cast::<PyDateTime>() {
         return Ok(Ttl::AtWallSeconds(timestamp(moment)?));
     }

@@ -18,8 +18,8 @@ use smallvec::SmallVec;
 use super::args::{self, type_name};
 use super::callbacks::ReleasedObjects;
 use super::key::{Key, Matcher, StoredKey};
-use super::{FlexCachePy, TimeRule, SETTLE_TRIES};
-use crate::engine::{BatchError, NewEntry, ReleaseReason, Undecided};
+use super::{Engine, FlexCachePy, Time, TimeRule, SETTLE_TRIES};
+use crate::engine::{BatchError, NewEntry, ReleaseReason};
 
 /// `{key: value}` for the live entries among `keys`, in their order.
 pub(super) fn get_many<'py>(
@@ -28,22 +28,21 @@ pub(super) fn get_many<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = slf.py();
     let keys = parse_keys(keys)?;
-    let found = FlexCachePy::with_engine(slf, TimeRule::Lookup, |engine, time, released| {
+    let found = with_keys(slf, &keys, |engine, time, released, matchers| {
         keys.iter()
-            .map(|key| {
-                let eq = |stored: &StoredKey| key.compare(stored);
-                Ok(engine
-                    .get(key.hash, eq, time.now, released)?
-                    .map(|value| value.bind(py).clone()))
+            .zip(matchers)
+            .map(|(key, matcher)| {
+                let eq = |stored: &StoredKey| matcher.compare(stored);
+                engine
+                    .get(key.hash, eq, time.now, released)
+                    .ok()
+                    .flatten()
+                    .map(|value| value.bind(py).clone())
             })
-            .collect::<Vec<Result<Option<Bound<'py, PyAny>>, Undecided>>>()
+            .collect::<Vec<_>>()
     })?;
     let result = PyDict::new(py);
-    for (key, found) in keys.iter().zip(found) {
-        let value = match found {
-            Ok(value) => value,
-            Err(Undecided) => FlexCachePy::lookup(slf, key)?,
-        };
+    for (key, value) in keys.iter().zip(found) {
         if let Some(value) = value {
             result.set_item(&key.object, value)?;
         }
@@ -57,31 +56,72 @@ pub(super) fn delete_many(
     keys: &Bound<'_, PyAny>,
 ) -> PyResult<usize> {
     let keys = parse_keys(keys)?;
-    let (mut removed, undecided) =
-        FlexCachePy::with_engine(slf, TimeRule::Lookup, |engine, time, released| {
-            let mut removed = 0;
-            let mut undecided = Vec::new();
-            for (position, key) in keys.iter().enumerate() {
-                let eq = |stored: &StoredKey| key.compare(stored);
-                match engine.remove(key.hash, eq, time.now, released) {
-                    Ok(Some(entry)) => {
-                        removed += usize::from(entry.reason == ReleaseReason::Deleted);
-                        released.push(entry);
+    with_keys(slf, &keys, |engine, time, released, matchers| {
+        let mut removed = 0;
+        for (key, matcher) in keys.iter().zip(matchers) {
+            let eq = |stored: &StoredKey| matcher.compare(stored);
+            if let Ok(Some(entry)) = engine.remove(key.hash, eq, time.now, released) {
+                removed += usize::from(entry.reason == ReleaseReason::Deleted);
+                released.push(entry);
+            }
+        }
+        removed
+    })
+}
+
+/// Runs `call`, one engine call for the whole of `keys`, with a comparison
+/// for each key that decides (never `Unknown`): when a first look (which
+/// changes nothing) meets a key that only Python can compare, the
+/// candidates of every key are compared with the borrow released, and the
+/// call runs with their verdicts, unless the cache changed meanwhile. So a
+/// raising `__eq__` leaves the cache as it was.
+fn with_keys<'py, R>(
+    slf: &Bound<'py, FlexCachePy>,
+    keys: &[Key<'py>],
+    mut call: impl FnMut(&mut Engine, Time<'_>, &mut ReleasedObjects, &[Matcher<'_, 'py>]) -> R,
+) -> PyResult<R> {
+    let mut winners: Vec<Option<Bound<'py, PyAny>>> = Vec::new();
+    let mut generation = None;
+    for _ in 0..=SETTLE_TRIES {
+        let matchers: Vec<Matcher<'_, 'py>> = match generation {
+            None => keys.iter().map(Matcher::first).collect(),
+            Some(_) => keys
+                .iter()
+                .zip(&winners)
+                .map(|(key, winner)| Matcher::settled(key, winner.as_ref()))
+                .collect(),
+        };
+        let outcome = FlexCachePy::with_engine(slf, TimeRule::Lookup, |engine, time, released| {
+            match generation {
+                Some(generation) if engine.generation() != generation => return None,
+                Some(_) => {}
+                None => {
+                    let undecided = keys.iter().zip(&matchers).any(|(key, matcher)| {
+                        let eq = |stored: &StoredKey| matcher.compare(stored);
+                        engine.peek(key.hash, eq, time.now).is_err()
+                    });
+                    if undecided {
+                        return None;
                     }
-                    Ok(None) => {}
-                    Err(Undecided) => undecided.push(position),
                 }
             }
-            (removed, undecided)
+            Some(call(engine, time, released, &matchers))
         })?;
-    for position in undecided {
-        let (entry, hooks) = FlexCachePy::take_entry(slf, &keys[position])?;
-        if let Some(entry) = entry {
-            removed += usize::from(entry.reason == ReleaseReason::Deleted);
-            FlexCachePy::release_taken(slf, &hooks, entry, true);
+        if let Some(result) = outcome {
+            return Ok(result);
         }
+        let (found, now) = settle_batch(slf, keys.iter())?;
+        winners = found;
+        generation = Some(now);
     }
-    Ok(removed)
+    Err(changed_on_every_try())
+}
+
+fn changed_on_every_try() -> PyErr {
+    PyRuntimeError::new_err(format!(
+        "the cache changed while the batch's keys were being compared, on each of \
+         {SETTLE_TRIES} tries (does a key's __eq__ change the cache?)"
+    ))
 }
 
 /// One entry of a batch, read and measured.
@@ -167,9 +207,11 @@ pub(super) fn store_many<'py>(
         match outcome {
             Ok(()) => return Ok(()),
             Err(BatchError::Occupied(position)) => {
-                return Err(PyKeyError::new_err(
-                    batch[position].key.object.clone().unbind(),
-                ));
+                return Err(PyKeyError::new_err((batch[position]
+                    .key
+                    .object
+                    .clone()
+                    .unbind(),)));
             }
             Err(BatchError::TooLarge(position)) => {
                 return Err(FlexCachePy::too_large(slf, batch[position].size)?);
@@ -183,35 +225,32 @@ pub(super) fn store_many<'py>(
                 )));
             }
             Err(BatchError::Undecided) => {
-                let (found, now) = settle_batch(slf, &batch)?;
+                let (found, now) = settle_batch(slf, batch.iter().map(|pending| &pending.key))?;
                 winners = found;
                 generation = Some(now);
             }
         }
     }
-    Err(PyRuntimeError::new_err(format!(
-        "the cache changed while the batch's keys were being compared, on each of \
-         {SETTLE_TRIES} tries (does a key's __eq__ change the cache?)"
-    )))
+    Err(changed_on_every_try())
 }
 
 /// Compares each batch key with its candidates (user code, no borrow
 /// held): the stored key found equal to each, and the generation the
 /// candidates were read at.
-fn settle_batch<'py>(
+fn settle_batch<'a, 'py: 'a>(
     slf: &Bound<'py, FlexCachePy>,
-    batch: &[Pending<'py>],
+    keys: impl Iterator<Item = &'a Key<'py>> + Clone,
 ) -> PyResult<(Vec<Option<Bound<'py, PyAny>>>, u64)> {
     let py = slf.py();
     let (candidates, generation) =
         FlexCachePy::with_engine(slf, TimeRule::Untimed, |engine, _, _| {
-            let candidates: Vec<SmallVec<[Bound<'py, PyAny>; 1]>> = batch
-                .iter()
-                .map(|pending| {
+            let candidates: Vec<SmallVec<[Bound<'py, PyAny>; 1]>> = keys
+                .clone()
+                .map(|key| {
                     let mut found = SmallVec::new();
                     engine.candidates(
-                        pending.key.hash,
-                        |stored| pending.key.compare(stored),
+                        key.hash,
+                        |stored| key.compare(stored),
                         |stored| found.push(stored.bind(py).clone()),
                     );
                     found
@@ -219,11 +258,11 @@ fn settle_batch<'py>(
                 .collect();
             (candidates, engine.generation())
         })?;
-    let mut winners = Vec::with_capacity(batch.len());
-    for (pending, candidates) in batch.iter().zip(candidates) {
+    let mut winners = Vec::with_capacity(candidates.len());
+    for (key, candidates) in keys.zip(candidates) {
         let mut winner = None;
         for candidate in candidates {
-            if pending.key.equals(&candidate)? {
+            if key.equals(&candidate)? {
                 winner = Some(candidate);
                 break;
             }
@@ -251,9 +290,11 @@ fn without_repeats<'py>(
                 continue;
             }
             if !last_wins {
-                return Err(PyKeyError::new_err(
-                    keyed[position].0.object.clone().unbind(),
-                ));
+                return Err(PyKeyError::new_err((keyed[position]
+                    .0
+                    .object
+                    .clone()
+                    .unbind(),)));
             }
             superseded[other] = true;
             any = true;

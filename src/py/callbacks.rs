@@ -21,7 +21,7 @@ type ReleasedObject = ReleasedEntry<StoredKey, Py<PyAny>>;
 
 /// Builtin types that have neither `item_size` nor `close` and cannot get
 /// them: skipping the attribute lookups for them keeps common sets fast.
-#[inline]
+#[inline(always)]
 fn is_plain_builtin(value: &Bound<'_, PyAny>) -> bool {
     value.is_none()
         || value.is_exact_instance_of::<PyString>()
@@ -37,11 +37,17 @@ fn is_plain_builtin(value: &Bound<'_, PyAny>) -> bool {
 /// The value's size (calling its `item_size()` once, if it has one) and
 /// whether it had a `close` attribute when it was set (the entry's
 /// `needs_close`).
-#[inline]
+/// Inline for the plain builtins; the rest is out of line.
+#[inline(always)]
 pub(crate) fn measure(value: &Bound<'_, PyAny>) -> PyResult<(u64, bool)> {
     if is_plain_builtin(value) {
         return Ok((1, false));
     }
+    measure_object(value)
+}
+
+#[inline(never)]
+fn measure_object(value: &Bound<'_, PyAny>) -> PyResult<(u64, bool)> {
     let py = value.py();
     let size = match protocol_attribute(value, intern!(py, "item_size"))? {
         Some(item_size) => size_from(&item_size.call0()?, "item_size()")?,

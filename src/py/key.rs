@@ -99,24 +99,26 @@ impl<'py> Key<'py> {
 
     /// Compares a stored key with this one without running user code:
     /// `Unknown` when only Python's `==` can tell.
+    ///
+    /// Identity, what most hits come down to, is tested inline; the rest
+    /// is out of line, so that the index's probe loop stays small.
     #[inline(always)]
     pub(crate) fn compare(&self, stored: &StoredKey) -> KeyMatch {
         if stored.is(&self.object) {
             return KeyMatch::Same;
         }
-        let stored = stored.bind(self.object.py());
-        if self.kind == Kind::Str && stored.is_exact_instance_of::<PyString>() {
-            return KeyMatch::from(exact_text_equal(stored, &self.object));
-        }
-        self.compare_other(stored)
+        self.compare_other(stored.bind(self.object.py()))
     }
 
     #[inline(never)]
     fn compare_other(&self, stored: &Bound<'py, PyAny>) -> KeyMatch {
-        if self.kind == Kind::Foreign {
-            return KeyMatch::Unknown;
+        match self.kind {
+            Kind::Str if stored.is_exact_instance_of::<PyString>() => {
+                KeyMatch::from(exact_text_equal(stored, &self.object))
+            }
+            Kind::Foreign => KeyMatch::Unknown,
+            Kind::Str | Kind::Plain => plain_match(stored, &self.object, 0),
         }
-        plain_match(stored, &self.object, 0)
     }
 
     /// Compares a stored key with this one, running Python's `==` where the

@@ -183,8 +183,9 @@ impl FlexCachePy {
     /// what it releases, ends the borrow, and then tells `on_remove`,
     /// closes and drops what was released (user code may run there, and
     /// re-enter the cache). `call` must not run Python code: the borrow is
-    /// held while it runs. The hooks come back for an entry the call hands
-    /// back itself (`delete`, `pop`).
+    /// held while it runs. With `keep_hooks`, the hooks come back for an
+    /// entry the call hands back itself (`delete`, `pop`); otherwise they
+    /// are read only when something was released.
     ///
     /// Every access to the engine goes through here (the garbage
     /// collector's `__traverse__` and `__clear__` aside), so this is the
@@ -194,6 +195,7 @@ impl FlexCachePy {
     fn with_engine_hooks<'py, R>(
         slf: &Bound<'py, Self>,
         time: TimeRule,
+        keep_hooks: bool,
         call: impl FnOnce(&mut Engine, Time<'_>, &mut ReleasedObjects) -> R,
     ) -> PyResult<(R, Hooks<'py>)> {
         let py = slf.py();
@@ -211,8 +213,12 @@ impl FlexCachePy {
                 clock: &this.clock,
             };
             let result = call(&mut this.inner, time, &mut released);
-            let hooks = Hooks {
-                on_remove: this.on_remove.as_ref().map(|f| f.bind(py).clone()),
+            let hooks = if keep_hooks || !released.is_empty() {
+                Hooks {
+                    on_remove: this.on_remove.as_ref().map(|f| f.bind(py).clone()),
+                }
+            } else {
+                Hooks::default()
             };
             (result, hooks)
         };
@@ -231,7 +237,7 @@ impl FlexCachePy {
         time: TimeRule,
         call: impl FnOnce(&mut Engine, Time<'_>, &mut ReleasedObjects) -> R,
     ) -> PyResult<R> {
-        Ok(Self::with_engine_hooks(slf, time, call)?.0)
+        Ok(Self::with_engine_hooks(slf, time, false, call)?.0)
     }
 
     /// Runs the engine call of an operation on `key` (see [`KeyCall`]). A
@@ -244,14 +250,19 @@ impl FlexCachePy {
         slf: &Bound<'py, Self>,
         key: &Key<'py>,
         time: TimeRule,
+        keep_hooks: bool,
         mut call: impl KeyCall<'py, R>,
     ) -> PyResult<(R, Hooks<'py>)> {
-        let (first, hooks) = Self::with_engine_hooks(slf, time, |engine, time, released| {
-            call(engine, time, released, Matcher::first(key))
-        })?;
+        let (first, hooks) = Self::with_engine_hooks(
+            slf,
+            time,
+            keep_hooks,
+            #[inline(always)]
+            |engine, time, released| call(engine, time, released, Matcher::first(key)),
+        )?;
         match first {
             Ok(result) => Ok((result, hooks)),
-            Err(Undecided) => Self::settle(slf, key, time, call),
+            Err(Undecided) => Self::settle(slf, key, time, keep_hooks, call),
         }
     }
 
@@ -261,6 +272,7 @@ impl FlexCachePy {
         slf: &Bound<'py, Self>,
         key: &Key<'py>,
         time: TimeRule,
+        keep_hooks: bool,
         mut call: impl KeyCall<'py, R>,
     ) -> PyResult<(R, Hooks<'py>)> {
         let py = slf.py();
@@ -283,10 +295,11 @@ impl FlexCachePy {
                     break;
                 }
             }
-            let (outcome, hooks) = Self::with_engine_hooks(slf, time, |engine, time, released| {
-                (engine.generation() == generation)
-                    .then(|| call(engine, time, released, Matcher::settled(key, winner)))
-            })?;
+            let (outcome, hooks) =
+                Self::with_engine_hooks(slf, time, keep_hooks, |engine, time, released| {
+                    (engine.generation() == generation)
+                        .then(|| call(engine, time, released, Matcher::settled(key, winner)))
+                })?;
             if let Some(Ok(result)) = outcome {
                 return Ok((result, hooks));
             }
@@ -351,14 +364,13 @@ impl FlexCachePy {
         )))
     }
 
-    /// `set` (`replace` false) and `put` (true).
+    /// `set` (`REPLACE` false) and `put` (true).
     #[inline(always)]
-    fn store<'py>(
+    fn store<'py, const REPLACE: bool>(
         slf: &Bound<'py, Self>,
         key: &Bound<'py, PyAny>,
         value: &Bound<'py, PyAny>,
         ttl: Option<&Bound<'py, PyAny>>,
-        replace: bool,
     ) -> PyResult<()> {
         let py = slf.py();
         let parsed_key = Key::from_object(key)?;
@@ -369,6 +381,8 @@ impl FlexCachePy {
             slf,
             &parsed_key,
             TimeRule::storing(ttl),
+            false,
+            #[inline(always)]
             |engine, time, released, matcher| {
                 let new = NewEntry {
                     hash: parsed_key.hash,
@@ -379,13 +393,13 @@ impl FlexCachePy {
                     needs_close,
                 };
                 let eq = |stored: &StoredKey| matcher.compare(stored);
-                let result = if replace {
+                let result = if REPLACE {
                     engine.put(new, eq, time.now, released)
                 } else {
                     engine.insert(new, eq, time.now, released)
                 };
                 if !released.is_empty() {
-                    if replace {
+                    if REPLACE {
                         keep_restored_value(py, released, key, value);
                     }
                     // Likely an eviction, and in a run of them: start
@@ -412,11 +426,12 @@ impl FlexCachePy {
         if too_large {
             Err(Self::too_large(slf, size)?)
         } else {
-            Err(PyKeyError::new_err(key.clone().unbind()))
+            Err(PyKeyError::new_err((key.clone().unbind(),)))
         }
     }
 
     /// Removes a key's entry, handing it back with the hooks to release it.
+    #[inline(always)]
     fn take_entry<'py>(
         slf: &Bound<'py, Self>,
         key: &Key<'py>,
@@ -425,6 +440,8 @@ impl FlexCachePy {
             slf,
             key,
             TimeRule::Lookup,
+            true,
+            #[inline(always)]
             |engine, time, released, matcher| {
                 engine.remove(
                     key.hash,
@@ -444,6 +461,8 @@ impl FlexCachePy {
             slf,
             key,
             TimeRule::Lookup,
+            false,
+            #[inline(always)]
             |engine, time, released, matcher| {
                 Ok(engine
                     .get(
@@ -558,16 +577,29 @@ impl FlexCachePy {
         })
     }
 
+    /// `FlexCache[str, bytes]`, for type annotations.
+    #[classmethod]
+    fn __class_getitem__<'py>(
+        cls: &Bound<'py, pyo3::types::PyType>,
+        item: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = cls.py();
+        py.import(intern!(py, "types"))?
+            .getattr(intern!(py, "GenericAlias"))?
+            .call1((cls, item))
+    }
+
     /// Stores `value` under `key`, expiring after `ttl` (None: never);
     /// `KeyError` if a live entry holds the key.
     #[pyo3(signature = (key, value, ttl = None))]
+    #[inline(always)]
     fn set<'py>(
         slf: &Bound<'py, Self>,
         key: &Bound<'py, PyAny>,
         value: &Bound<'py, PyAny>,
         ttl: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<()> {
-        Self::store(slf, key, value, ttl, false)
+        Self::store::<false>(slf, key, value, ttl)
     }
 
     /// Stores `value` under `key`, replacing (and closing) a live entry's
@@ -579,7 +611,7 @@ impl FlexCachePy {
         value: &Bound<'py, PyAny>,
         ttl: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<()> {
-        Self::store(slf, key, value, ttl, true)
+        Self::store::<true>(slf, key, value, ttl)
     }
 
     fn __setitem__<'py>(
@@ -587,7 +619,7 @@ impl FlexCachePy {
         key: &Bound<'py, PyAny>,
         value: &Bound<'py, PyAny>,
     ) -> PyResult<()> {
-        Self::store(slf, key, value, None, true)
+        Self::store::<true>(slf, key, value, None)
     }
 
     /// The value stored under `key`, or `default` if it is missing or expired.
@@ -611,7 +643,7 @@ impl FlexCachePy {
         key: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let parsed_key = Key::from_object(key)?;
-        Self::lookup(slf, &parsed_key)?.ok_or_else(|| PyKeyError::new_err(key.clone().unbind()))
+        Self::lookup(slf, &parsed_key)?.ok_or_else(|| PyKeyError::new_err((key.clone().unbind(),)))
     }
 
     /// The live value of `key`, or `default`; changes no order, no
@@ -628,6 +660,7 @@ impl FlexCachePy {
             slf,
             &parsed_key,
             TimeRule::Lookup,
+            false,
             |engine, time, _, matcher| {
                 Ok(engine
                     .peek(parsed_key.hash, |stored| matcher.compare(stored), time.now)?
@@ -638,6 +671,7 @@ impl FlexCachePy {
     }
 
     /// Removes `key`, closing its value. False if no live entry held it.
+    #[inline(always)]
     fn delete<'py>(slf: &Bound<'py, Self>, key: &Bound<'py, PyAny>) -> PyResult<bool> {
         let key = Key::from_object(key)?;
         let (removed, hooks) = Self::take_entry(slf, &key)?;
@@ -653,7 +687,7 @@ impl FlexCachePy {
         if Self::delete(slf, key)? {
             Ok(())
         } else {
-            Err(PyKeyError::new_err(key.clone().unbind()))
+            Err(PyKeyError::new_err((key.clone().unbind(),)))
         }
     }
 
@@ -678,7 +712,7 @@ impl FlexCachePy {
         }
         match default {
             Arg::Given(default) => Ok(default),
-            Arg::Missing => Err(PyKeyError::new_err(key.clone().unbind())),
+            Arg::Missing => Err(PyKeyError::new_err((key.clone().unbind(),))),
         }
     }
 
@@ -703,6 +737,7 @@ impl FlexCachePy {
             slf,
             &parsed_key,
             TimeRule::storing(ttl),
+            true,
             |engine, time, released, matcher| {
                 let new = NewEntry {
                     hash: parsed_key.hash,
@@ -763,6 +798,7 @@ impl FlexCachePy {
             slf,
             &parsed_key,
             TimeRule::Clock,
+            false,
             |engine, time, released, matcher| {
                 engine.touch(
                     parsed_key.hash,
@@ -784,6 +820,7 @@ impl FlexCachePy {
             slf,
             &parsed_key,
             TimeRule::Clock,
+            false,
             |engine, time, _, matcher| {
                 let deadline = engine.deadline_of(
                     parsed_key.hash,
@@ -795,7 +832,7 @@ impl FlexCachePy {
                 }))
             },
         )?;
-        remaining.ok_or_else(|| PyKeyError::new_err(key.clone().unbind()))
+        remaining.ok_or_else(|| PyKeyError::new_err((key.clone().unbind(),)))
     }
 
     /// `{key: value}` for the live entries among `keys`, each looked up as
@@ -927,10 +964,15 @@ impl FlexCachePy {
 
     fn __contains__(slf: &Bound<'_, Self>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
         let key = Key::from_object(key)?;
-        let (found, _) =
-            Self::with_key(slf, &key, TimeRule::Lookup, |engine, time, _, matcher| {
+        let (found, _) = Self::with_key(
+            slf,
+            &key,
+            TimeRule::Lookup,
+            false,
+            |engine, time, _, matcher| {
                 engine.contains(key.hash, |stored| matcher.compare(stored), time.now)
-            })?;
+            },
+        )?;
         Ok(found)
     }
 
@@ -991,7 +1033,7 @@ impl FlexCachePy {
 /// `iter(cache)`: the live keys when it was made, in `keys()` order. Any
 /// store or removal in the cache since makes its next step raise
 /// `RuntimeError`, as a dict's iterator does.
-#[pyclass(name = "FlexCacheKeyIterator", module = "flexcache")]
+#[pyclass(name = "FlexCacheKeyIterator", module = "flexcache._core")]
 struct KeyIterator {
     cache: Option<Py<FlexCachePy>>,
     keys: Vec<Py<PyAny>>,
@@ -1003,6 +1045,14 @@ struct KeyIterator {
 impl KeyIterator {
     fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
         slf
+    }
+
+    #[classmethod]
+    fn __class_getitem__<'py>(
+        cls: &Bound<'py, pyo3::types::PyType>,
+        item: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        FlexCachePy::__class_getitem__(cls, item)
     }
 
     fn __next__<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {

@@ -1,13 +1,20 @@
 """Type stubs for the native module ``flexcache._core``."""
 
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
-from typing import Any, Literal, TypeVar, final, overload
+from types import GenericAlias
+from typing import Any, Generic, Literal, TypeVar, final, overload
 
-__all__ = ["FlexCache", "ManualClock"]
+from flexcache._types import CacheStats, RemovalCause
 
+__all__ = ["FlexCache", "FlexCacheKeyIterator", "ManualClock"]
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 _T = TypeVar("_T")
 
 _Ttl = timedelta | datetime | int | float | None
+_Policy = Literal["lru", "fifo", "random"]
 
 @final
 class ManualClock:
@@ -28,30 +35,73 @@ class ManualClock:
         """The clock's wall time, in seconds since the Unix epoch."""
 
 @final
-class FlexCache:
-    """An in-memory cache keyed by ``str``."""
+class FlexCacheKeyIterator(Generic[_K]):
+    """``iter(cache)``: the live keys when it was made; a change to the cache
+    makes its next step raise ``RuntimeError``."""
+
+    def __iter__(self) -> FlexCacheKeyIterator[_K]: ...
+    def __next__(self) -> _K: ...
+
+@final
+class FlexCache(Generic[_K, _V]):
+    """An in-memory cache keyed by any hashable object."""
 
     def __new__(
         cls,
-        eviction_policy: Literal["lru", "fifo", "random"] = "lru",
+        eviction_policy: _Policy = "lru",
         scan_interval: float = 0.0,
         max_items: int = 0,
         max_bytes: int = 0,
         *,
         clock: ManualClock | None = None,
-    ) -> FlexCache: ...
-    def set(self, key: str, value: Any, ttl: _Ttl = None) -> None:
+        weigher: Callable[[_K, _V], int] | None = None,
+        on_remove: Callable[[_K, _V, RemovalCause], object] | None = None,
+    ) -> FlexCache[_K, _V]: ...
+    def __class_getitem__(cls, item: Any, /) -> GenericAlias: ...
+    def set(self, key: _K, value: _V, ttl: _Ttl = None) -> None:
         """Store ``value`` under ``key``; ``KeyError`` if a live entry holds the key."""
+    def put(self, key: _K, value: _V, ttl: _Ttl = None) -> None:
+        """Store ``value`` under ``key``, replacing (and closing) a live entry's value."""
     @overload
-    def get(self, key: str) -> Any | None: ...
+    def get(self, key: _K) -> _V | None: ...
     @overload
-    def get(self, key: str, default: _T) -> Any | _T: ...
-    def delete(self, key: str) -> bool:
+    def get(self, key: _K, default: _V | _T) -> _V | _T: ...
+    @overload
+    def peek(self, key: _K) -> _V | None: ...
+    @overload
+    def peek(self, key: _K, default: _V | _T) -> _V | _T: ...
+    @overload
+    def pop(self, key: _K) -> _V: ...
+    @overload
+    def pop(self, key: _K, default: _V | _T) -> _V | _T: ...
+    def get_or_set(self, key: _K, factory: Callable[[], _V], ttl: _Ttl = None) -> _V:
+        """The live value of ``key``, or ``factory()``'s result, stored."""
+    def delete(self, key: _K) -> bool:
         """Remove ``key``, closing its value; ``False`` if no live entry held it."""
+    def touch(self, key: _K, ttl: _Ttl = None) -> bool:
+        """Give a live entry a new ttl; ``False`` if no live entry holds ``key``."""
+    def expires_in(self, key: _K) -> float | None:
+        """Seconds until the live entry expires (``None``: never); ``KeyError`` if none."""
+    def get_many(self, keys: Iterable[_K]) -> dict[_K, _V]:
+        """``{key: value}`` for the live entries among ``keys``."""
+    def set_many(self, entries: Mapping[_K, _V] | Iterable[tuple[_K, _V]], ttl: _Ttl = None) -> None:
+        """Store every entry, all or nothing, as ``set`` would."""
+    def put_many(self, entries: Mapping[_K, _V] | Iterable[tuple[_K, _V]], ttl: _Ttl = None) -> None:
+        """Store every entry, all or nothing, as ``put`` would."""
+    def delete_many(self, keys: Iterable[_K]) -> int:
+        """Delete each key; the number of live entries removed."""
     def scan(self) -> None:
         """Reap every expired entry now, whatever ``scan_interval`` says."""
     def clear(self) -> None:
         """Remove every entry, closing each value."""
+    def stats(self) -> CacheStats:
+        """Counts since the cache was made or since ``reset_stats()``."""
+    def reset_stats(self) -> None:
+        """Start every count of ``stats()`` again from zero."""
+    def keys(self) -> list[_K]:
+        """The live keys, the next victim first (lru, fifo)."""
+    def values(self) -> list[_V]:
+        """The live values, in the order of ``keys()``."""
     @property
     def items(self) -> int:
         """Number of entries held (expired ones count until reaped)."""
@@ -66,6 +116,10 @@ class FlexCache:
     def max_items(self) -> int: ...
     @property
     def max_bytes(self) -> int: ...
+    def __getitem__(self, key: _K, /) -> _V: ...
+    def __setitem__(self, key: _K, value: _V, /) -> None: ...
+    def __delitem__(self, key: _K, /) -> None: ...
+    def __iter__(self) -> FlexCacheKeyIterator[_K]: ...
     def __len__(self) -> int: ...
     def __contains__(self, key: object, /) -> bool: ...
     def __sizeof__(self) -> int:
