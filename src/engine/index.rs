@@ -92,6 +92,10 @@ impl Index {
     /// inlining once the binding's key comparison grew (a get-hit paid a
     /// call and a closure frame for it).
     #[inline(always)]
+    #[allow(
+        clippy::manual_find,
+        reason = "`Iterator::find` came out of line, through `try_fold`"
+    )]
     pub(crate) fn find(
         &self,
         hash: IndexHash,

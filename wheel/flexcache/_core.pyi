@@ -1,6 +1,6 @@
 """Type stubs for the native module ``flexcache._core``."""
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from types import GenericAlias
 from typing import Any, Generic, Literal, TypeVar, final, overload
@@ -15,6 +15,7 @@ _T = TypeVar("_T")
 
 _Ttl = timedelta | datetime | int | float | None
 _Policy = Literal["lru", "fifo", "random"]
+_Entries = Mapping[_K, _V] | Iterable[tuple[_K, _V]]
 
 @final
 class ManualClock:
@@ -39,6 +40,7 @@ class FlexCacheKeyIterator(Generic[_K]):
     """``iter(cache)``: the live keys when it was made; a change to the cache
     makes its next step raise ``RuntimeError``."""
 
+    def __class_getitem__(cls, item: Any) -> GenericAlias: ...
     def __iter__(self) -> FlexCacheKeyIterator[_K]: ...
     def __next__(self) -> _K: ...
 
@@ -57,17 +59,17 @@ class FlexCache(Generic[_K, _V]):
         weigher: Callable[[_K, _V], int] | None = None,
         on_remove: Callable[[_K, _V, RemovalCause], object] | None = None,
     ) -> FlexCache[_K, _V]: ...
-    def __class_getitem__(cls, item: Any, /) -> GenericAlias: ...
+    def __class_getitem__(cls, item: Any) -> GenericAlias: ...
     def set(self, key: _K, value: _V, ttl: _Ttl = None) -> None:
         """Store ``value`` under ``key``; ``KeyError`` if a live entry holds the key."""
     def put(self, key: _K, value: _V, ttl: _Ttl = None) -> None:
         """Store ``value`` under ``key``, replacing (and closing) a live entry's value."""
     @overload
-    def get(self, key: _K) -> _V | None: ...
+    def get(self, key: _K, default: None = None) -> _V | None: ...
     @overload
     def get(self, key: _K, default: _V | _T) -> _V | _T: ...
     @overload
-    def peek(self, key: _K) -> _V | None: ...
+    def peek(self, key: _K, default: None = None) -> _V | None: ...
     @overload
     def peek(self, key: _K, default: _V | _T) -> _V | _T: ...
     @overload
@@ -84,9 +86,13 @@ class FlexCache(Generic[_K, _V]):
         """Seconds until the live entry expires (``None``: never); ``KeyError`` if none."""
     def get_many(self, keys: Iterable[_K]) -> dict[_K, _V]:
         """``{key: value}`` for the live entries among ``keys``."""
-    def set_many(self, entries: Mapping[_K, _V] | Iterable[tuple[_K, _V]], ttl: _Ttl = None) -> None:
+    def set_many(
+        self, entries: Mapping[_K, _V] | Iterable[tuple[_K, _V]], ttl: _Ttl = None
+    ) -> None:
         """Store every entry, all or nothing, as ``set`` would."""
-    def put_many(self, entries: Mapping[_K, _V] | Iterable[tuple[_K, _V]], ttl: _Ttl = None) -> None:
+    def put_many(
+        self, entries: Mapping[_K, _V] | Iterable[tuple[_K, _V]], ttl: _Ttl = None
+    ) -> None:
         """Store every entry, all or nothing, as ``put`` would."""
     def delete_many(self, keys: Iterable[_K]) -> int:
         """Delete each key; the number of live entries removed."""
