@@ -21,7 +21,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 import pytest
-from conftest import MISSING
+from conftest import MISSING, ShiftedStr
 from flexcache import FlexCache
 from flexcache.testing import ManualClock
 
@@ -50,19 +50,6 @@ class RaisingStr(str):
 
     def __ne__(self, other: object) -> bool:
         raise AssertionError("RaisingStr.__ne__ called")
-
-
-class ShiftedStr(str):
-    """A hash unlike the plain str's and an ``==`` that says yes to anything."""
-
-    def __hash__(self) -> int:
-        return str.__hash__(self) ^ 0x5F5F
-
-    def __eq__(self, other: object) -> bool:
-        return True
-
-    def __ne__(self, other: object) -> bool:
-        return False
 
 
 class NeverEqualStr(str):

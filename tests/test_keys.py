@@ -6,7 +6,7 @@ import enum
 import sys
 
 import pytest
-from conftest import Expect, Val, filled
+from conftest import Expect, ShiftedStr, Val, filled
 from flexcache import FlexCache
 
 if sys.version_info >= (3, 11):
@@ -38,19 +38,6 @@ class ConstantHash(str):
 
     def __ne__(self, other: object) -> bool:
         return True
-
-
-class ShiftedHash(str):
-    """A hash that differs from the plain str's hash, and an __eq__ that always says yes."""
-
-    def __hash__(self) -> int:
-        return str.__hash__(self) ^ 0x5F5F
-
-    def __eq__(self, other: object) -> bool:
-        return True
-
-    def __ne__(self, other: object) -> bool:
-        return False
 
 
 class RaisingHash(str):
@@ -152,7 +139,7 @@ def test_key_is_identified_by_text_not_identity() -> None:
 
 
 SUBCLASSES = pytest.mark.parametrize(
-    "make", [PlainSub, ConstantHash, ShiftedHash, RaisingHash], ids=lambda c: c.__name__
+    "make", [PlainSub, ConstantHash, ShiftedStr, RaisingHash], ids=lambda c: c.__name__
 )
 
 

@@ -593,32 +593,7 @@ impl<K, V> Cache<K, V> {
         now: Nanos,
         released: &mut Released<K, V>,
     ) -> Result<(), InsertError<K, V>> {
-        let now = self.observe(now);
-        self.auto_scan(now, released);
-        if self.config.max_bytes > 0 && new.size > self.config.max_bytes {
-            return Err(InsertError::TooLarge {
-                key: new.key,
-                value: new.value,
-            });
-        }
-        match self.find_live(new.hash, eq, now, released) {
-            Ok(None) => {}
-            Ok(Some(_)) => {
-                return Err(InsertError::Occupied {
-                    key: new.key,
-                    value: new.value,
-                })
-            }
-            Err(Undecided) => {
-                return Err(InsertError::Undecided {
-                    key: new.key,
-                    value: new.value,
-                })
-            }
-        }
-        self.make_room(1, new.size, now, released);
-        self.store(new);
-        Ok(())
+        self.store_one(new, eq, false, now, released)
     }
 
     /// Stores an entry whether or not a live entry holds its key. A live
@@ -633,8 +608,23 @@ impl<K, V> Cache<K, V> {
     #[inline(always)]
     pub fn put<M: Into<KeyMatch>>(
         &mut self,
+        new: NewEntry<K, V>,
+        eq: impl FnMut(&K) -> M,
+        now: Nanos,
+        released: &mut Released<K, V>,
+    ) -> Result<(), InsertError<K, V>> {
+        self.store_one(new, eq, true, now, released)
+    }
+
+    /// [`Cache::insert`] (`replace` false) and [`Cache::put`] (true): the
+    /// one path that stores a single entry. Inline, so that each caller's
+    /// constant `replace` folds away.
+    #[inline(always)]
+    fn store_one<M: Into<KeyMatch>>(
+        &mut self,
         mut new: NewEntry<K, V>,
         eq: impl FnMut(&K) -> M,
+        replace: bool,
         now: Nanos,
         released: &mut Released<K, V>,
     ) -> Result<(), InsertError<K, V>> {
@@ -648,10 +638,16 @@ impl<K, V> Cache<K, V> {
         }
         match self.find_live(new.hash, eq, now, released) {
             Ok(None) => {}
-            Ok(Some(id)) => {
+            Ok(Some(id)) if replace => {
                 let mut old = self.take(id, Indexed::Yes, ReleaseReason::Replaced);
                 std::mem::swap(&mut old.key, &mut new.key);
                 released.push(old);
+            }
+            Ok(Some(_)) => {
+                return Err(InsertError::Occupied {
+                    key: new.key,
+                    value: new.value,
+                })
             }
             Err(Undecided) => {
                 return Err(InsertError::Undecided {

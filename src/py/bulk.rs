@@ -19,7 +19,7 @@ use super::args::{self, type_name};
 use super::callbacks::ReleasedObjects;
 use super::key::{Key, Matcher, StoredKey};
 use super::{Engine, FlexCachePy, Time, TimeRule, SETTLE_TRIES};
-use crate::engine::{BatchError, NewEntry, ReleaseReason};
+use crate::engine::{BatchError, ReleaseReason};
 
 /// `{key: value}` for the live entries among `keys`, in their order.
 pub(super) fn get_many<'py>(
@@ -178,13 +178,10 @@ pub(super) fn store_many<'py>(
                 }
                 let entries = batch
                     .iter()
-                    .map(|pending| NewEntry {
-                        hash: pending.key.hash,
-                        key: pending.key.object.clone().unbind(),
-                        value: pending.value.clone().unbind(),
-                        size: pending.size,
-                        deadline: ttl.deadline(time.now, time.clock),
-                        needs_close: pending.needs_close,
+                    .map(|pending| {
+                        let deadline = ttl.deadline(time.now, time.clock);
+                        let key = &pending.key;
+                        key.new_entry(&pending.value, pending.size, pending.needs_close, deadline)
                     })
                     .collect();
                 let eq = |position: usize, stored: &StoredKey| matchers[position].compare(stored);

@@ -32,7 +32,8 @@ use pyo3::types::{PyBool, PyBytes, PyFloat, PyInt, PyString, PyTuple};
 use pyo3::{intern, PyTypeInfo};
 
 use super::args::discard;
-use crate::engine::KeyMatch;
+use crate::engine::time::Nanos;
+use crate::engine::{KeyMatch, NewEntry};
 
 /// How a stored key is kept: the object the caller first stored it with.
 pub(crate) type StoredKey = Py<PyAny>;
@@ -118,6 +119,26 @@ impl<'py> Key<'py> {
             }
             Kind::Foreign => KeyMatch::Unknown,
             Kind::Str | Kind::Plain => plain_match(stored, &self.object, 0),
+        }
+    }
+
+    /// The engine entry that stores `value` under this key (the key object
+    /// as the caller gave it).
+    #[inline(always)]
+    pub(crate) fn new_entry(
+        &self,
+        value: &Bound<'py, PyAny>,
+        size: u64,
+        needs_close: bool,
+        deadline: Nanos,
+    ) -> NewEntry<StoredKey, Py<PyAny>> {
+        NewEntry {
+            hash: self.hash,
+            key: self.object.clone().unbind(),
+            value: value.clone().unbind(),
+            size,
+            deadline,
+            needs_close,
         }
     }
 

@@ -39,9 +39,7 @@ use self::key::{Key, Matcher, StoredKey};
 use crate::clock::{Clock, ManualClock};
 use crate::engine::prefetch;
 use crate::engine::time::{Nanos, NEVER};
-use crate::engine::{
-    Cache, Config, InsertError, NewEntry, ReleaseReason, ReleasedEntry, Undecided,
-};
+use crate::engine::{Cache, Config, InsertError, ReleaseReason, ReleasedEntry, Undecided};
 
 type Engine = Cache<StoredKey, Py<PyAny>>;
 
@@ -384,14 +382,8 @@ impl FlexCachePy {
             false,
             #[inline(always)]
             |engine, time, released, matcher| {
-                let new = NewEntry {
-                    hash: parsed_key.hash,
-                    key: key.clone().unbind(),
-                    value: value.clone().unbind(),
-                    size,
-                    deadline: ttl.deadline(time.now, time.clock),
-                    needs_close,
-                };
+                let deadline = ttl.deadline(time.now, time.clock);
+                let new = parsed_key.new_entry(value, size, needs_close, deadline);
                 let eq = |stored: &StoredKey| matcher.compare(stored);
                 let result = if REPLACE {
                     engine.put(new, eq, time.now, released)
@@ -739,14 +731,8 @@ impl FlexCachePy {
             TimeRule::storing(ttl),
             true,
             |engine, time, released, matcher| {
-                let new = NewEntry {
-                    hash: parsed_key.hash,
-                    key: key.clone().unbind(),
-                    value: made.clone().unbind(),
-                    size,
-                    deadline: ttl.deadline(time.now, time.clock),
-                    needs_close,
-                };
+                let deadline = ttl.deadline(time.now, time.clock);
+                let new = parsed_key.new_entry(&made, size, needs_close, deadline);
                 let eq = |stored: &StoredKey| matcher.compare(stored);
                 match engine.insert(new, eq, time.now, released) {
                     Ok(()) => Ok(None),
