@@ -10,6 +10,7 @@
 //! on) converts arguments, reads the clock, calls `item_size()` before and
 //! `close()` after each engine call.
 
+pub mod cell;
 pub mod clock;
 pub mod engine;
 

@@ -48,6 +48,39 @@ def test_value_referring_to_its_cache_is_collected() -> None:
     assert probe() is None
 
 
+class Owner:
+    """An object holding a cache whose callbacks are its own bound methods."""
+
+    def __init__(self) -> None:
+        self.cache = FlexCache(max_bytes=100, weigher=self.weigh, on_remove=self.removed)
+        self.marker = Node()
+
+    def weigh(self, key: object, value: object) -> int:
+        return 1
+
+    def removed(self, key: object, value: object, cause: object) -> None:
+        pass
+
+
+def test_cycle_through_bound_method_callbacks_is_collected() -> None:
+    owner = Owner()
+    owner.cache.set("k", Node())
+    probe = weakref.ref(owner.marker)
+    del owner
+    collect()
+    assert probe() is None
+
+
+def test_cycle_through_a_closure_callback_is_collected() -> None:
+    marker = Node()
+    cache = FlexCache(on_remove=lambda key, value, cause: cache.get(key))
+    cache.set("marker", marker)
+    probe = weakref.ref(marker)
+    del cache, marker
+    collect()
+    assert probe() is None
+
+
 def test_cache_stored_in_itself_is_collected() -> None:
     cache = FlexCache()
     marker = Node()

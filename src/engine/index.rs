@@ -127,24 +127,37 @@ impl Index {
         self.layout = Layout::learn(bucket, slot, self.table.num_buckets());
     }
 
-    /// Takes out the slot filed under `hash` that `is_match` accepts, in
-    /// the same probe that finds it (a delete is mostly memory misses, and
-    /// a second probe would double them).
-    #[inline]
+    /// Takes out the slot filed under `hash` that `is_match` accepts, from
+    /// the bucket its probe found (a delete is mostly memory misses, and a
+    /// second probe would double them). Through `iter_hash_buckets`, as
+    /// [`Index::find`] goes through `iter_hash`: `find_entry` takes the
+    /// test as a `dyn FnMut` too.
+    #[inline(always)]
     pub(crate) fn remove_match(
         &mut self,
         hash: IndexHash,
         mut is_match: impl FnMut(SlotId) -> bool,
     ) -> Option<SlotId> {
-        let found = self.table.find_entry(hash.table, |&id| is_match(id)).ok()?;
-        Some(found.remove().0)
+        let mut found = None;
+        for bucket in self.table.iter_hash_buckets(hash.table) {
+            if self
+                .table
+                .get_bucket(bucket)
+                .is_some_and(|&id| is_match(id))
+            {
+                found = Some(bucket);
+                break;
+            }
+        }
+        let entry = self.table.get_bucket_entry(found?).ok()?;
+        Some(entry.remove().0)
     }
 
     /// Takes `id`, filed under `hash`, out.
     ///
     /// # Panics
     /// If `id` is not filed under `hash`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn remove(&mut self, hash: IndexHash, id: SlotId) {
         let removed = self.remove_match(hash, |other| other == id);
         assert!(removed.is_some(), "{id:?} missing from the index");

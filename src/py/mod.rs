@@ -36,6 +36,7 @@ use smallvec::SmallVec;
 use self::args::{Arg, Ttl};
 use self::callbacks::{Hooks, ReleasedObjects};
 use self::key::{Key, Matcher, StoredKey};
+use crate::cell::ExclusiveCell;
 use crate::clock::{Clock, ManualClock};
 use crate::engine::prefetch;
 use crate::engine::time::{Nanos, NEVER};
@@ -105,10 +106,12 @@ impl ManualClockPy {
 }
 
 /// An in-memory cache keyed by any hashable object.
-#[pyclass(name = "FlexCache", module = "flexcache", weakref)]
+/// Frozen: what never changes after construction is read with no borrow,
+/// and the engine sits in its own cell (see `crate::cell`).
+#[pyclass(name = "FlexCache", module = "flexcache", weakref, frozen)]
 #[derive(Debug)]
 struct FlexCachePy {
-    inner: Engine,
+    engine: ExclusiveCell<Engine>,
     clock: Clock,
     /// `scan_interval` as the user gave it, for the property and `repr`.
     scan_interval_seconds: f64,
@@ -116,6 +119,17 @@ struct FlexCachePy {
     weigher: Option<Py<PyAny>>,
     /// `on_remove(key, value, cause)`, told of every entry that leaves.
     on_remove: Option<Py<PyAny>>,
+}
+
+/// The error for a call that finds the engine taken: a callback of this
+/// cache's own call re-entered it, or another thread is in it.
+#[cold]
+#[inline(never)]
+fn engine_in_use() -> PyErr {
+    PyRuntimeError::new_err(
+        "the cache is already in use (re-entered from its own callback, or used by another \
+         thread at the same time)",
+    )
 }
 
 /// Which time [`FlexCachePy::with_engine`] reads for its engine call.
@@ -168,74 +182,61 @@ impl FlexCachePy {
     /// serves and the clock is not read (a clock read is a good part of a
     /// `get`).
     #[inline]
-    fn lookup_now(&self) -> Nanos {
-        if self.inner.needs_time() {
+    fn lookup_now(&self, engine: &Engine) -> Nanos {
+        if engine.needs_time() {
             self.clock.now()
         } else {
-            self.inner.latest_now()
+            engine.latest_now()
         }
     }
 
-    /// Runs one engine call: borrows the cache mutably, reads the time by
-    /// `time`, calls `call` with the engine, the time and the buffer for
-    /// what it releases, ends the borrow, and then tells `on_remove`,
-    /// closes and drops what was released (user code may run there, and
-    /// re-enter the cache). `call` must not run Python code: the borrow is
-    /// held while it runs. With `keep_hooks`, the hooks come back for an
-    /// entry the call hands back itself (`delete`, `pop`); otherwise they
-    /// are read only when something was released.
+    /// Runs one engine call: takes the engine, reads the time by `time`,
+    /// calls `call` with the engine, the time and the buffer for what it
+    /// releases, gives the engine back, and then tells `on_remove`, closes
+    /// and drops what was released (user code may run there, and re-enter
+    /// the cache). `call` must not run Python code: the engine is taken
+    /// while it runs.
     ///
     /// Every access to the engine goes through here (the garbage
     /// collector's `__traverse__` and `__clear__` aside), so this is the
     /// one place to change for a lock. Inline, so that each method compiles
     /// to what it would be written out by hand.
     #[inline(always)]
-    fn with_engine_hooks<'py, R>(
-        slf: &Bound<'py, Self>,
-        time: TimeRule,
-        keep_hooks: bool,
-        call: impl FnOnce(&mut Engine, Time<'_>, &mut ReleasedObjects) -> R,
-    ) -> PyResult<(R, Hooks<'py>)> {
-        let py = slf.py();
-        let mut released = ReleasedObjects::new();
-        let (result, hooks) = {
-            let mut this = slf.try_borrow_mut()?;
-            let this = &mut *this;
-            let now = match time {
-                TimeRule::Lookup => this.lookup_now(),
-                TimeRule::Clock => this.clock.now(),
-                TimeRule::Untimed => this.inner.latest_now(),
-            };
-            let time = Time {
-                now,
-                clock: &this.clock,
-            };
-            let result = call(&mut this.inner, time, &mut released);
-            let hooks = if keep_hooks || !released.is_empty() {
-                Hooks {
-                    on_remove: this.on_remove.as_ref().map(|f| f.bind(py).clone()),
-                }
-            } else {
-                Hooks::default()
-            };
-            (result, hooks)
-        };
-        let errors = hooks.release_all(py, released);
-        if errors > 0 {
-            Self::count_close_errors(slf, errors);
-        }
-        Ok((result, hooks))
-    }
-
-    /// [`FlexCachePy::with_engine_hooks`], for a call that hands back no
-    /// entry of its own.
-    #[inline(always)]
     fn with_engine<R>(
         slf: &Bound<'_, Self>,
         time: TimeRule,
         call: impl FnOnce(&mut Engine, Time<'_>, &mut ReleasedObjects) -> R,
     ) -> PyResult<R> {
-        Ok(Self::with_engine_hooks(slf, time, false, call)?.0)
+        let mut released = ReleasedObjects::new();
+        let this = slf.get();
+        let result = {
+            let mut engine = this.engine.try_take().ok_or_else(engine_in_use)?;
+            let now = match time {
+                TimeRule::Lookup => this.lookup_now(&engine),
+                TimeRule::Clock => this.clock.now(),
+                TimeRule::Untimed => engine.latest_now(),
+            };
+            let time = Time {
+                now,
+                clock: &this.clock,
+            };
+            call(&mut engine, time, &mut released)
+        };
+        let errors = Self::hooks(slf).release_all(slf.py(), &mut released);
+        // Empty and inline now (see `Hooks::release_all`).
+        std::mem::forget(released);
+        if errors > 0 {
+            Self::count_close_errors(slf, errors);
+        }
+        Ok(result)
+    }
+
+    /// What the cache calls on an entry it lets go.
+    #[inline(always)]
+    fn hooks<'a, 'py>(slf: &'a Bound<'py, Self>) -> Hooks<'a, 'py> {
+        Hooks {
+            on_remove: slf.get().on_remove.as_ref().map(|f| f.bind(slf.py())),
+        }
     }
 
     /// Runs the engine call of an operation on `key` (see [`KeyCall`]). A
@@ -248,19 +249,17 @@ impl FlexCachePy {
         slf: &Bound<'py, Self>,
         key: &Key<'py>,
         time: TimeRule,
-        keep_hooks: bool,
         mut call: impl KeyCall<'py, R>,
-    ) -> PyResult<(R, Hooks<'py>)> {
-        let (first, hooks) = Self::with_engine_hooks(
+    ) -> PyResult<R> {
+        let first = Self::with_engine(
             slf,
             time,
-            keep_hooks,
             #[inline(always)]
             |engine, time, released| call(engine, time, released, Matcher::first(key)),
         )?;
         match first {
-            Ok(result) => Ok((result, hooks)),
-            Err(Undecided) => Self::settle(slf, key, time, keep_hooks, call),
+            Ok(result) => Ok(result),
+            Err(Undecided) => Self::settle(slf, key, time, call),
         }
     }
 
@@ -270,9 +269,8 @@ impl FlexCachePy {
         slf: &Bound<'py, Self>,
         key: &Key<'py>,
         time: TimeRule,
-        keep_hooks: bool,
         mut call: impl KeyCall<'py, R>,
-    ) -> PyResult<(R, Hooks<'py>)> {
+    ) -> PyResult<R> {
         let py = slf.py();
         for _ in 0..SETTLE_TRIES {
             let (candidates, generation) =
@@ -293,13 +291,12 @@ impl FlexCachePy {
                     break;
                 }
             }
-            let (outcome, hooks) =
-                Self::with_engine_hooks(slf, time, keep_hooks, |engine, time, released| {
-                    (engine.generation() == generation)
-                        .then(|| call(engine, time, released, Matcher::settled(key, winner)))
-                })?;
+            let outcome = Self::with_engine(slf, time, |engine, time, released| {
+                (engine.generation() == generation)
+                    .then(|| call(engine, time, released, Matcher::settled(key, winner)))
+            })?;
             if let Some(Ok(result)) = outcome {
-                return Ok((result, hooks));
+                return Ok(result);
             }
         }
         Err(PyRuntimeError::new_err(format!(
@@ -312,21 +309,16 @@ impl FlexCachePy {
     #[cold]
     #[inline(never)]
     fn count_close_errors(slf: &Bound<'_, Self>, errors: u64) {
-        match slf.try_borrow_mut() {
-            Ok(mut this) => this.inner.count_close_errors(errors),
-            Err(error) => args::discard(error.into()),
+        match slf.get().engine.try_take() {
+            Some(mut engine) => engine.count_close_errors(errors),
+            None => args::discard(engine_in_use()),
         }
     }
 
     /// Tells the hooks about an entry an operation took out itself and,
     /// when `close`, closes its value.
-    fn release_taken<'py>(
-        slf: &Bound<'py, Self>,
-        hooks: &Hooks<'py>,
-        entry: TakenEntry,
-        close: bool,
-    ) {
-        let errors = hooks.release(slf.py(), entry, close);
+    fn release_taken(slf: &Bound<'_, Self>, entry: TakenEntry, close: bool) {
+        let errors = Self::hooks(slf).release(slf.py(), entry, close);
         if errors > 0 {
             Self::count_close_errors(slf, errors);
         }
@@ -341,14 +333,9 @@ impl FlexCachePy {
         key: &Bound<'_, PyAny>,
         value: &Bound<'_, PyAny>,
     ) -> PyResult<(u64, bool)> {
-        let weigher = slf
-            .try_borrow()?
-            .weigher
-            .as_ref()
-            .map(|weigher| weigher.bind(slf.py()).clone());
-        match weigher {
+        match &slf.get().weigher {
             None => callbacks::measure(value),
-            Some(weigher) => callbacks::weigh(&weigher, key, value),
+            Some(weigher) => callbacks::weigh(weigher.bind(slf.py()), key, value),
         }
     }
 
@@ -375,11 +362,10 @@ impl FlexCachePy {
         let ttl = args::ttl(ttl)?;
         // User code runs here, before the cache is borrowed.
         let (size, needs_close) = Self::measure(slf, key, value)?;
-        let (result, _) = Self::with_key(
+        let result = Self::with_key(
             slf,
             &parsed_key,
             TimeRule::storing(ttl),
-            false,
             #[inline(always)]
             |engine, time, released, matcher| {
                 let deadline = ttl.deadline(time.now, time.clock);
@@ -422,17 +408,14 @@ impl FlexCachePy {
         }
     }
 
-    /// Removes a key's entry, handing it back with the hooks to release it.
+    /// Removes a key's entry and hands it back, to be released with
+    /// [`FlexCachePy::release_taken`].
     #[inline(always)]
-    fn take_entry<'py>(
-        slf: &Bound<'py, Self>,
-        key: &Key<'py>,
-    ) -> PyResult<(Option<TakenEntry>, Hooks<'py>)> {
+    fn take_entry<'py>(slf: &Bound<'py, Self>, key: &Key<'py>) -> PyResult<Option<TakenEntry>> {
         Self::with_key(
             slf,
             key,
             TimeRule::Lookup,
-            true,
             #[inline(always)]
             |engine, time, released, matcher| {
                 engine.remove(
@@ -449,11 +432,10 @@ impl FlexCachePy {
     #[inline(always)]
     fn lookup<'py>(slf: &Bound<'py, Self>, key: &Key<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
         let py = slf.py();
-        let (found, _) = Self::with_key(
+        let found = Self::with_key(
             slf,
             key,
             TimeRule::Lookup,
-            false,
             #[inline(always)]
             |engine, time, released, matcher| {
                 Ok(engine
@@ -559,9 +541,9 @@ impl FlexCachePy {
             max_bytes,
             scan_interval,
         };
-        let inner = Cache::new(config, clock.now());
+        let engine = ExclusiveCell::new(Cache::new(config, clock.now()));
         Ok(FlexCachePy {
-            inner,
+            engine,
             clock,
             scan_interval_seconds,
             weigher,
@@ -648,11 +630,10 @@ impl FlexCachePy {
     ) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
         let parsed_key = Key::from_object(key)?;
-        let (found, _) = Self::with_key(
+        let found = Self::with_key(
             slf,
             &parsed_key,
             TimeRule::Lookup,
-            false,
             |engine, time, _, matcher| {
                 Ok(engine
                     .peek(parsed_key.hash, |stored| matcher.compare(stored), time.now)?
@@ -666,11 +647,11 @@ impl FlexCachePy {
     #[inline(always)]
     fn delete<'py>(slf: &Bound<'py, Self>, key: &Bound<'py, PyAny>) -> PyResult<bool> {
         let key = Key::from_object(key)?;
-        let (removed, hooks) = Self::take_entry(slf, &key)?;
+        let removed = Self::take_entry(slf, &key)?;
         // Closed after the borrow, as what the automatic scan released was.
         Ok(removed.is_some_and(|entry| {
             let live = entry.reason == ReleaseReason::Deleted;
-            Self::release_taken(slf, &hooks, entry, true);
+            Self::release_taken(slf, entry, true);
             live
         }))
     }
@@ -693,14 +674,14 @@ impl FlexCachePy {
     ) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
         let parsed_key = Key::from_object(key)?;
-        let (removed, hooks) = Self::take_entry(slf, &parsed_key)?;
+        let removed = Self::take_entry(slf, &parsed_key)?;
         if let Some(entry) = removed {
             if entry.reason == ReleaseReason::Deleted {
                 let value = entry.value.bind(py).clone();
-                Self::release_taken(slf, &hooks, entry, false);
+                Self::release_taken(slf, entry, false);
                 return Ok(value);
             }
-            Self::release_taken(slf, &hooks, entry, true);
+            Self::release_taken(slf, entry, true);
         }
         match default {
             Arg::Given(default) => Ok(default),
@@ -725,11 +706,10 @@ impl FlexCachePy {
         }
         let made = factory.call0()?;
         let (size, needs_close) = Self::measure(slf, key, &made)?;
-        let (holder, hooks) = Self::with_key(
+        let holder = Self::with_key(
             slf,
             &parsed_key,
             TimeRule::storing(ttl),
-            true,
             |engine, time, released, matcher| {
                 let deadline = ttl.deadline(time.now, time.clock);
                 let new = parsed_key.new_entry(&made, size, needs_close, deadline);
@@ -766,7 +746,7 @@ impl FlexCachePy {
             needs_close,
             reason: ReleaseReason::Replaced,
         };
-        Self::release_taken(slf, &hooks, discarded, true);
+        Self::release_taken(slf, discarded, true);
         Ok(holder)
     }
 
@@ -780,11 +760,10 @@ impl FlexCachePy {
     ) -> PyResult<bool> {
         let parsed_key = Key::from_object(key)?;
         let ttl = args::ttl(ttl)?;
-        let (touched, _) = Self::with_key(
+        let touched = Self::with_key(
             slf,
             &parsed_key,
             TimeRule::Clock,
-            false,
             |engine, time, released, matcher| {
                 engine.touch(
                     parsed_key.hash,
@@ -802,11 +781,10 @@ impl FlexCachePy {
     /// `KeyError` when no live entry holds it.
     fn expires_in<'py>(slf: &Bound<'py, Self>, key: &Bound<'py, PyAny>) -> PyResult<Option<f64>> {
         let parsed_key = Key::from_object(key)?;
-        let (remaining, _) = Self::with_key(
+        let remaining = Self::with_key(
             slf,
             &parsed_key,
             TimeRule::Clock,
-            false,
             |engine, time, _, matcher| {
                 let deadline = engine.deadline_of(
                     parsed_key.hash,
@@ -950,15 +928,9 @@ impl FlexCachePy {
 
     fn __contains__(slf: &Bound<'_, Self>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
         let key = Key::from_object(key)?;
-        let (found, _) = Self::with_key(
-            slf,
-            &key,
-            TimeRule::Lookup,
-            false,
-            |engine, time, _, matcher| {
-                engine.contains(key.hash, |stored| matcher.compare(stored), time.now)
-            },
-        )?;
+        let found = Self::with_key(slf, &key, TimeRule::Lookup, |engine, time, _, matcher| {
+            engine.contains(key.hash, |stored| matcher.compare(stored), time.now)
+        })?;
         Ok(found)
     }
 
@@ -976,7 +948,7 @@ impl FlexCachePy {
     }
 
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
-        let scan_interval = slf.try_borrow()?.scan_interval_seconds;
+        let scan_interval = slf.get().scan_interval_seconds;
         Self::with_engine(slf, TimeRule::Untimed, |engine, _, _| {
             let config = engine.config();
             format!(
@@ -991,12 +963,19 @@ impl FlexCachePy {
         })
     }
 
+    /// Visits the callbacks and every entry. An engine taken by a call in
+    /// progress (another thread's, on a free-threaded build, when the
+    /// collector stopped it) is skipped: references the collector is not
+    /// shown only make what they reach look reachable, which is safe.
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
         for callback in [&self.weigher, &self.on_remove].into_iter().flatten() {
             visit.call(callback)?;
         }
+        let Some(engine) = self.engine.try_take() else {
+            return Ok(());
+        };
         let mut outcome = Ok(());
-        self.inner.for_each(|key, value| {
+        engine.for_each(|key, value| {
             if outcome.is_ok() {
                 outcome = visit.call(key).and_then(|()| visit.call(value));
             }
@@ -1005,14 +984,17 @@ impl FlexCachePy {
     }
 
     /// Breaks reference cycles for the garbage collector: drops every entry
-    /// without calling `close()` (SPEC: collection is not a shutdown).
-    fn __clear__(&mut self) {
+    /// without calling `close()` (SPEC: collection is not a shutdown). The
+    /// callbacks stay: the class is frozen, and a cycle through one (a
+    /// closure or bound method that reaches the cache) is broken by the
+    /// collector clearing the function or instance on the way.
+    fn __clear__(&self) {
         let mut released = ReleasedObjects::new();
-        let now = self.inner.latest_now();
-        self.inner.clear(now, &mut released);
+        if let Some(mut engine) = self.engine.try_take() {
+            let now = engine.latest_now();
+            engine.clear(now, &mut released);
+        }
         drop(released);
-        self.weigher = None;
-        self.on_remove = None;
     }
 }
 
