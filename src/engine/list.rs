@@ -56,7 +56,7 @@ impl List {
     }
 
     /// Appends `id`, whose link must be unused.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn push_back(&mut self, nodes: &mut impl LinksMut, id: SlotId) {
         debug_assert!(
             *nodes.link(id) == Link::default() && self.head != Some(id),
@@ -75,7 +75,7 @@ impl List {
     }
 
     /// Removes `id`, which must be on this list, and clears its link.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn unlink(&mut self, nodes: &mut impl LinksMut, id: SlotId) {
         debug_assert!(
             self.may_hold(nodes, id),

@@ -256,7 +256,7 @@ impl TimerWheel {
 
     /// Takes `id` out of the wheel if it is there, leaving it the deadline
     /// [`NEVER`]. O(1).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn deschedule(&mut self, nodes: &mut impl TimerNodes, id: SlotId) {
         let deadline = nodes.deadline(id);
         if deadline == NEVER {

@@ -217,7 +217,7 @@ impl<'py> Hooks<'_, 'py> {
     /// thread pyo3 does not count as attached, where dropping them as `Py`
     /// would leave them in pyo3's deferred pool until some later call
     /// through pyo3's wrapper drained it (the rule of src/py/fastcall.rs).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn release(self, py: Python<'py>, entry: ReleasedObject, close: bool) -> u64 {
         let key = entry.key.into_bound(py);
         let value = entry.value.into_bound(py);

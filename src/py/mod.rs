@@ -317,6 +317,7 @@ impl FlexCachePy {
 
     /// Tells the hooks about an entry an operation took out itself and,
     /// when `close`, closes its value.
+    #[inline(always)]
     fn release_taken(slf: &Bound<'_, Self>, entry: TakenEntry, close: bool) {
         let errors = Self::hooks(slf).release(slf.py(), entry, close);
         if errors > 0 {
