@@ -673,6 +673,120 @@ class Bench:
         ]
         print_table("get hit", header, rows, notes)
 
+    # ----------------------------------------------------------------------- key types
+
+    def key_types(self) -> None:
+        """get hit with int keys and with (str, int) tuple keys, next to dict.get."""
+        kinds: dict[str, Callable[[int], list[Any]]] = {
+            "int": lambda n: self.rng.sample(range(10**12), n),
+            "(str, int)": lambda n: [(f"user:{i:09d}", i) for i in range(n)],
+        }
+        dict_variant = variants(self.registry, UNBOUNDED)[0]
+        contenders = [dict_variant, *variants(self.registry, LRU)]
+        header = ["key", "implementation", "class"]
+        for n in self.s.hit_sizes[:2]:
+            header += [f"{fmt_n(n)} ns/op", "vs dict"]
+        rows = []
+        for kind, make in kinds.items():
+            results: dict[tuple[str, str], dict[int, float]] = {}
+            for n in self.s.hit_sizes[:2]:
+                keys = make(n)
+                lookups = self.rng.choices(keys, k=self.s.ops)
+                for v in contenders:
+                    cache = filled(v, n, keys)
+                    get = cache.get
+                    samples = self.reps(lambda g=get, ks=lookups: loop_call1(g, ks))
+                    results.setdefault((v.impl, v.label), {})[n] = median_ns_per_op(
+                        samples, len(lookups)
+                    )
+                    dispose(v, cache)
+                    del cache, get
+                    collect()
+                del keys, lookups
+                collect()
+            base = results[(dict_variant.impl, dict_variant.label)]
+            for v in contenders:
+                row = [kind, v.impl, v.label]
+                for n in self.s.hit_sizes[:2]:
+                    ns = results[(v.impl, v.label)][n]
+                    row += [fmt_ns(ns), fmt_ratio(ns, base[n])]
+                rows.append(row)
+        rows += missing_rows(self.registry, len(header))
+        notes = [
+            f"{self.s.ops:,} lookups per timing, drawn at random from the n stored keys;",
+            "int keys are random below 10**12; a tuple's hash is not cached, so every",
+            "implementation (dict too) hashes the tuple on each lookup.",
+        ]
+        print_table("get hit by key type", header, rows, notes)
+
+    # ----------------------------------------------------------------------- bulk calls
+
+    def bulk(self) -> None:
+        """get_many / set_many of 100 keys against 100 single calls, per key."""
+        from flexcache import FlexCache
+
+        batch = 100
+        n = self.s.capacity
+        keys = make_keys("bulk", n)
+        batches = [keys[i : i + batch] for i in range(0, n, batch)]
+        value = VALUE
+
+        def singles_get(cache: Any) -> None:
+            get = cache.get
+            for group in batches:
+                for k in group:
+                    get(k)
+
+        def many_get(cache: Any) -> None:
+            get_many = cache.get_many
+            for group in batches:
+                get_many(group)
+
+        def singles_set(cache: Any) -> None:
+            put = cache.put
+            for group in batches:
+                for k in group:
+                    put(k, value)
+
+        pairs = [{k: value for k in group} for group in batches]
+
+        def many_set(cache: Any) -> None:
+            put_many = cache.put_many
+            for group in pairs:
+                put_many(group)
+
+        def fresh() -> Any:
+            return FlexCache("lru", max_items=n)
+
+        def full() -> Any:
+            cache = fresh()
+            for k in keys:
+                cache.set(k, value)
+            return cache
+
+        flex = next(v for v in variants(self.registry, LRU) if v.impl == "FlexCache")
+        rows = []
+        for name, single, many, setup in (
+            ("get hit", singles_get, many_get, full),
+            ("put new", singles_set, many_set, fresh),
+        ):
+            single_ns = median_ns_per_op(self.fresh_reps(flex, setup, single), n)
+            many_ns = median_ns_per_op(self.fresh_reps(flex, setup, many), n)
+            rows.append(
+                [
+                    name,
+                    fmt_ns(single_ns),
+                    fmt_ns(many_ns),
+                    f"{single_ns / many_ns:.2f}x",
+                ]
+            )
+        header = ["operation", "100 single calls, ns/key", "one bulk call, ns/key", "speed-up"]
+        notes = [
+            f"FlexCache('lru', max_items={fmt_n(n)}); {n:,} keys in batches of {batch}:",
+            "get(k) x100 vs get_many(keys); put(k, v) x100 vs put_many({k: v, ...}).",
+        ]
+        print_table("bulk calls (FlexCache)", header, rows, notes)
+
     # ----------------------------------------------------------------------- get miss
 
     def get_miss(self) -> None:
@@ -1007,6 +1121,8 @@ def memory_child(impl_name: str, role: str, n: int) -> None:
 WORKLOADS = {
     "get-hit": Bench.get_hit,
     "get-miss": Bench.get_miss,
+    "key-types": Bench.key_types,
+    "bulk": Bench.bulk,
     "set-new": Bench.set_new,
     "set-evict": Bench.set_evict,
     "delete": Bench.delete,

@@ -36,7 +36,7 @@ use smallvec::SmallVec;
 use self::args::{Arg, Ttl};
 use self::callbacks::{Hooks, ReleasedObjects};
 use self::key::{Key, Matcher, StoredKey};
-use crate::cell::ExclusiveCell;
+use crate::cell::{CellGuard, ExclusiveCell};
 use crate::clock::{Clock, ManualClock};
 use crate::engine::prefetch;
 use crate::engine::time::{Nanos, NEVER};
@@ -121,6 +121,14 @@ struct FlexCachePy {
     on_remove: Option<Py<PyAny>>,
 }
 
+/// Why the engine refused a single store.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum StoreRefusal {
+    Occupied,
+    TooLarge,
+    Undecided,
+}
+
 /// The error for a call that finds the engine taken: a callback of this
 /// cache's own call re-entered it, or another thread is in it.
 #[cold]
@@ -181,6 +189,30 @@ impl FlexCachePy {
     /// cannot matter (see `Cache::needs_time`), the engine's latest time
     /// serves and the clock is not read (a clock read is a good part of a
     /// `get`).
+    /// The engine, unless a call in progress has it.
+    #[inline(always)]
+    #[allow(
+        unsafe_code,
+        reason = "the unshared take; its safety argument is inside"
+    )]
+    fn take_engine(&self, _attached: Python<'_>) -> Option<CellGuard<'_, Engine>> {
+        #[cfg(not(Py_GIL_DISABLED))]
+        {
+            // SAFETY: with the GIL, being attached means holding the GIL, and
+            // the load and store of an unshared take run no Python code, so
+            // the GIL stays held between them: no other thread can take the
+            // cell meanwhile (the collector's `__traverse__` and `__clear__`
+            // run under the GIL too), and the GIL's hand-offs order the
+            // threads that take it.
+            unsafe { self.engine.try_take_unshared() }
+        }
+        #[cfg(Py_GIL_DISABLED)]
+        {
+            // Attached is not exclusive without the GIL: the atomic swap.
+            self.engine.try_take()
+        }
+    }
+
     #[inline]
     fn lookup_now(&self, engine: &Engine) -> Nanos {
         if engine.needs_time() {
@@ -210,7 +242,7 @@ impl FlexCachePy {
         let mut released = ReleasedObjects::new();
         let this = slf.get();
         let result = {
-            let mut engine = this.engine.try_take().ok_or_else(engine_in_use)?;
+            let mut engine = this.take_engine(slf.py()).ok_or_else(engine_in_use)?;
             let now = match time {
                 TimeRule::Lookup => this.lookup_now(&engine),
                 TimeRule::Clock => this.clock.now(),
@@ -309,7 +341,7 @@ impl FlexCachePy {
     #[cold]
     #[inline(never)]
     fn count_close_errors(slf: &Bound<'_, Self>, errors: u64) {
-        match slf.get().engine.try_take() {
+        match slf.get().take_engine(slf.py()) {
             Some(mut engine) => engine.count_close_errors(errors),
             None => args::discard(engine_in_use()),
         }
@@ -363,7 +395,7 @@ impl FlexCachePy {
         let ttl = args::ttl(ttl)?;
         // User code runs here, before the cache is borrowed.
         let (size, needs_close) = Self::measure(slf, key, value)?;
-        let result = Self::with_key(
+        let refused = Self::with_key(
             slf,
             &parsed_key,
             TimeRule::storing(ttl),
@@ -385,27 +417,30 @@ impl FlexCachePy {
                     // loading what the next one will release.
                     prefetch_upcoming_victim(engine);
                 }
-                match result {
-                    Err(InsertError::Undecided { key, value }) => {
-                        // Dropped as `Bound`, at once (see `Hooks::release`).
-                        drop((key.into_bound(py), value.into_bound(py)));
-                        Err(Undecided)
-                    }
-                    other => Ok(other),
+                // The refused key and value are dropped here, as `Bound` (at
+                // once, see `Hooks::release`): the caller's own references
+                // keep both alive, so no object is freed and no code runs.
+                // What leaves the engine call is then one byte, not an
+                // error carrying two objects (moved through the stack, it
+                // stalled every `set` on a store-to-load forward).
+                let refusal = match result {
+                    Ok(()) => return Ok(None),
+                    Err(InsertError::Occupied { .. }) => StoreRefusal::Occupied,
+                    Err(InsertError::TooLarge { .. }) => StoreRefusal::TooLarge,
+                    Err(InsertError::Undecided { .. }) => StoreRefusal::Undecided,
+                };
+                let (new_key, new_value) = result.unwrap_err().into_entry();
+                drop((new_key.into_bound(py), new_value.into_bound(py)));
+                match refusal {
+                    StoreRefusal::Undecided => Err(Undecided),
+                    refusal => Ok(Some(refusal)),
                 }
             },
         )?;
-        let refused = match result {
-            Ok(()) => return Ok(()),
-            Err(refused) => refused,
-        };
-        let too_large = matches!(refused, InsertError::TooLarge { .. });
-        let (new_key, new_value) = refused.into_entry();
-        drop((new_key.into_bound(py), new_value.into_bound(py)));
-        if too_large {
-            Err(Self::too_large(slf, size)?)
-        } else {
-            Err(PyKeyError::new_err((key.clone().unbind(),)))
+        match refused {
+            None => Ok(()),
+            Some(StoreRefusal::TooLarge) => Err(Self::too_large(slf, size)?),
+            Some(_) => Err(PyKeyError::new_err((key.clone().unbind(),))),
         }
     }
 
