@@ -3,7 +3,7 @@
 //! Only the binding reads a clock; the engine takes `now` as an argument.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::engine::time::{Nanos, LATEST_NOW, NANOS_PER_SECOND};
@@ -74,7 +74,11 @@ pub enum Clock {
 impl Clock {
     #[must_use]
     pub fn monotonic() -> Self {
-        let clock = quanta::Clock::new();
+        // One `quanta::Clock` for the process, cloned: making one probes
+        // the CPU with `cpuid`, which a virtual machine traps, and a new
+        // `FlexCache()` cost ~28 us for it (a dict is ~50 ns).
+        static SHARED: OnceLock<quanta::Clock> = OnceLock::new();
+        let clock = SHARED.get_or_init(quanta::Clock::new).clone();
         let origin = clock.raw();
         Clock::Monotonic { clock, origin }
     }

@@ -9,10 +9,11 @@
 
 use std::collections::HashMap;
 
+use hashbrown::HashTable;
 use pyo3::exceptions::{PyKeyError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString};
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use smallvec::SmallVec;
 
 use super::args::{self, type_name};
@@ -41,13 +42,36 @@ pub(super) fn get_many<'py>(
             })
             .collect::<Vec<_>>()
     })?;
-    let result = PyDict::new(py);
+    let result = dict_for(py, keys.len())?;
     for (key, value) in keys.iter().zip(found) {
         if let Some(value) = value {
             result.set_item(&key.object, value)?;
         }
     }
     Ok(result.into_any())
+}
+
+/// An empty dict with room for `len` items: growing one from empty
+/// re-inserts everything at each doubling, which cost a `get_many` a third
+/// of its time (CPython has no public call for this; the private one has
+/// been exported, unchanged, by every version this module builds for).
+#[cfg(not(any(Py_LIMITED_API, PyPy, GraalPy)))]
+#[allow(unsafe_code, reason = "a CPython call pyo3 does not declare")]
+fn dict_for(py: Python<'_>, len: usize) -> PyResult<Bound<'_, PyDict>> {
+    extern "C" {
+        fn _PyDict_NewPresized(minused: pyo3::ffi::Py_ssize_t) -> *mut pyo3::ffi::PyObject;
+    }
+    let len = pyo3::ffi::Py_ssize_t::try_from(len).unwrap_or(0);
+    // SAFETY: attached to the interpreter (`py`); the call takes a size and
+    // returns a new reference to a dict, or NULL with an exception set,
+    // which `from_owned_ptr_or_err` turns into the error.
+    let dict = unsafe { Bound::from_owned_ptr_or_err(py, _PyDict_NewPresized(len))? };
+    Ok(dict.cast_into::<PyDict>()?)
+}
+
+#[cfg(any(Py_LIMITED_API, PyPy, GraalPy))]
+fn dict_for(py: Python<'_>, _len: usize) -> PyResult<Bound<'_, PyDict>> {
+    Ok(PyDict::new(py))
 }
 
 /// Deletes each of `keys`, closing their values; how many were live.
@@ -95,6 +119,8 @@ fn with_keys<'py, R>(
             match generation {
                 Some(generation) if engine.generation() != generation => return None,
                 Some(_) => {}
+                // Only a foreign key can leave a comparison undecided.
+                None if !keys.iter().any(Key::is_foreign) => {}
                 None => {
                     let undecided = keys.iter().zip(&matchers).any(|(key, matcher)| {
                         let eq = |stored: &StoredKey| matcher.compare(stored);
@@ -141,21 +167,26 @@ pub(super) fn store_many<'py>(
 ) -> PyResult<()> {
     let py = slf.py();
     let ttl = args::ttl(ttl)?;
+    let from_dict = entries.is_exact_instance_of::<PyDict>();
     let pairs = parse_pairs(entries)?;
-    let mut keyed = Vec::with_capacity(pairs.len());
+    let mut batch = Vec::with_capacity(pairs.len());
     for (key, value) in pairs {
-        keyed.push((Key::from_object(&key)?, value));
-    }
-    let keyed = without_repeats(keyed, replace)?;
-    let mut batch = Vec::with_capacity(keyed.len());
-    for (key, value) in keyed {
-        let (size, needs_close) = FlexCachePy::measure(slf, &key.object, &value)?;
         batch.push(Pending {
-            key,
+            key: Key::from_object(&key)?,
             value,
-            size,
-            needs_close,
+            size: 0,
+            needs_close: false,
         });
+    }
+    // A dict's keys are distinct under its `==`, which is the cache's for
+    // exact str, int, float, bool, bytes and None.
+    if !(from_dict && batch.iter().all(|pending| pending.key.compares_as_dict())) {
+        batch = without_repeats(batch, replace)?;
+    }
+    for pending in &mut batch {
+        // User code, before the cache is borrowed; only for what is stored.
+        (pending.size, pending.needs_close) =
+            FlexCachePy::measure(slf, &pending.key.object, &pending.value)?;
     }
     let mut winners: Vec<Option<Bound<'py, PyAny>>> = Vec::new();
     let mut generation = None;
@@ -272,36 +303,42 @@ fn settle_batch<'a, 'py: 'a>(
 /// A batch with each key once: a repeat is a `KeyError` (`set_many`), or
 /// the last one wins (`put_many`, as `dict.update`). Keys are compared as
 /// the cache compares them (a str subclass by its text), user code run for
-/// foreign keys, no borrow held.
-fn without_repeats<'py>(
-    keyed: Vec<(Key<'py>, Bound<'py, PyAny>)>,
-    last_wins: bool,
-) -> PyResult<Vec<(Key<'py>, Bound<'py, PyAny>)>> {
-    let mut by_hash: HashMap<u64, SmallVec<[usize; 1]>> = HashMap::with_capacity(keyed.len());
-    let mut superseded = vec![false; keyed.len()];
-    let mut any = false;
-    for position in 0..keyed.len() {
-        let earlier = by_hash.entry(keyed[position].0.hash).or_default();
-        for &other in earlier.iter() {
-            if superseded[other] || !keyed[position].0.equals(&keyed[other].0.object)? {
-                continue;
+/// foreign keys, no borrow held. The positions seen so far are filed by
+/// key hash in a table that compares only on a hash match (a `HashMap`
+/// with its keyed hasher cost a batch more per key than storing it did).
+fn without_repeats(batch: Vec<Pending<'_>>, last_wins: bool) -> PyResult<Vec<Pending<'_>>> {
+    // Python's hashes of small ints are the ints: spread them over the
+    // bits the table reads.
+    let table_hash = |position: usize| batch[position].key.hash.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut seen: HashTable<usize> = HashTable::with_capacity(batch.len());
+    let mut superseded: Option<Vec<bool>> = None;
+    for position in 0..batch.len() {
+        let hash = table_hash(position);
+        let key = &batch[position].key;
+        let mut holder = None;
+        for &earlier in seen.iter_hash(hash) {
+            let other = &batch[earlier].key;
+            if other.hash == key.hash && key.equals(&other.object)? {
+                holder = Some(earlier);
+                break;
             }
-            if !last_wins {
-                return Err(PyKeyError::new_err((keyed[position]
-                    .0
-                    .object
-                    .clone()
-                    .unbind(),)));
-            }
-            superseded[other] = true;
-            any = true;
         }
-        earlier.push(position);
+        let Some(earlier) = holder else {
+            seen.insert_unique(hash, position, |&other| table_hash(other));
+            continue;
+        };
+        if !last_wins {
+            return Err(PyKeyError::new_err((key.object.clone().unbind(),)));
+        }
+        superseded.get_or_insert_with(|| vec![false; batch.len()])[earlier] = true;
+        if let Some(slot) = seen.iter_hash_mut(hash).find(|slot| **slot == earlier) {
+            *slot = position;
+        }
     }
-    if !any {
-        return Ok(keyed);
-    }
-    Ok(keyed
+    let Some(superseded) = superseded else {
+        return Ok(batch);
+    };
+    Ok(batch
         .into_iter()
         .zip(superseded)
         .filter_map(|(entry, superseded)| (!superseded).then_some(entry))
@@ -347,7 +384,11 @@ fn parse_keys<'py>(keys: &Bound<'py, PyAny>) -> PyResult<Vec<Key<'py>>> {
             "keys must be an iterable of keys, not a str (wrap a single key in a list)",
         ));
     }
-    let mut parsed = Vec::new();
+    let known_len = match keys.cast_exact::<PyList>() {
+        Ok(list) => list.len(),
+        Err(_) => keys.cast_exact::<PyTuple>().map_or(0, PyTupleMethods::len),
+    };
+    let mut parsed = Vec::with_capacity(known_len);
     for key in keys.try_iter()? {
         parsed.push(Key::from_object(&key?)?);
     }
@@ -361,7 +402,9 @@ fn parse_pairs<'py>(
 ) -> PyResult<Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)>> {
     let py = entries.py();
     if let Ok(dict) = entries.cast_exact::<PyDict>() {
-        return Ok(dict.iter().collect());
+        let mut pairs = Vec::with_capacity(dict.len());
+        pairs.extend(dict.iter());
+        return Ok(pairs);
     }
     let mut pairs = Vec::new();
     if entries.hasattr(intern!(py, "keys"))? {

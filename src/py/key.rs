@@ -98,6 +98,24 @@ impl<'py> Key<'py> {
         })
     }
 
+    /// Whether a dict's `==` and the cache's agree on this key: an exact
+    /// str, int, float, bool, bytes or None (a str subclass or a tuple
+    /// holding one may define `==` otherwise, a foreign key anything).
+    pub(crate) fn compares_as_dict(&self) -> bool {
+        self.kind == Kind::Str
+            || (self.kind == Kind::Plain
+                && matches!(
+                    class_of(&self.object, 0),
+                    Class::Number | Class::Bytes | Class::None
+                ))
+    }
+
+    /// Whether only Python's `==` compares this key.
+    #[inline]
+    pub(crate) fn is_foreign(&self) -> bool {
+        self.kind == Kind::Foreign
+    }
+
     /// Compares a stored key with this one without running user code:
     /// `Unknown` when only Python's `==` can tell.
     ///
