@@ -80,6 +80,14 @@ impl<'py> Key<'py> {
                 kind: Kind::Str,
             });
         }
+        if obj.is_exact_instance_of::<PyInt>() {
+            // The next commonest key, hashed by CPython (no user code).
+            return Ok(Key {
+                object: obj.clone(),
+                hash: obj.hash()? as u64,
+                kind: Kind::Plain,
+            });
+        }
         Self::from_other(obj)
     }
 
@@ -278,6 +286,21 @@ fn key_hash(obj: &Bound<'_, PyAny>, depth: u32) -> PyResult<(isize, Class)> {
     Ok((hash, class))
 }
 
+/// [`key_hash`] of a tuple's item, the commonest two (an exact str whose
+/// hash is cached, an exact int) inline: through the recursive call, a
+/// tuple key paid a call frame per item, about a tenth of its lookup.
+#[inline(always)]
+fn item_hash(item: &Bound<'_, PyAny>, depth: u32) -> PyResult<(isize, Class)> {
+    if let Ok(text) = item.cast_exact::<PyString>() {
+        if let Some(hash) = cached_hash(text) {
+            return Ok((hash, Class::Text));
+        }
+    } else if item.is_exact_instance_of::<PyInt>() {
+        return Ok((item.hash()?, Class::Number));
+    }
+    key_hash(item, depth)
+}
+
 /// CPython's tuple hash (xxHash-based, `Objects/tupleobject.c`, 3.8 on)
 /// over the element hashes of [`key_hash`], so that a tuple of builtins
 /// hashes as `hash()` does.
@@ -287,8 +310,10 @@ fn tuple_hash(tuple: &Bound<'_, PyTuple>, depth: u32) -> PyResult<(isize, Class)
     const PRIME_5: u64 = 2_870_177_450_012_600_261;
     let mut class = Class::Tuple;
     let mut acc = PRIME_5;
-    for item in tuple.iter() {
-        let (lane, item_class) = key_hash(&item, depth + 1)?;
+    // Borrowed: the tuple holds its items, and a reference count taken and
+    // dropped per item cost a tuple key's lookup a tenth of its time.
+    for item in tuple.iter_borrowed() {
+        let (lane, item_class) = item_hash(&item, depth + 1)?;
         if item_class == Class::Foreign {
             class = Class::Foreign;
         }
