@@ -734,7 +734,7 @@ impl<K, V> Cache<K, V> {
         }
         // Every holder first, changing nothing, so that a refusal leaves
         // the cache as it was.
-        let mut holders = Vec::new();
+        let mut holders = Vec::with_capacity(batch.len());
         for (position, new) in batch.iter().enumerate() {
             let found = match self.find(new.hash, |key| eq(position, key)) {
                 Ok(found) => found,

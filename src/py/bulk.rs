@@ -7,8 +7,6 @@
 //! (see `key`) are settled with the borrow released, as single-key calls
 //! settle theirs.
 
-use std::collections::HashMap;
-
 use hashbrown::HashTable;
 use pyo3::exceptions::{PyKeyError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::intern;
@@ -81,6 +79,9 @@ pub(super) fn delete_many(
 ) -> PyResult<usize> {
     let keys = parse_keys(keys)?;
     with_keys(slf, &keys, |engine, time, released, matchers| {
+        // Every key may release an entry: one allocation, not a doubling
+        // series of them.
+        released.reserve(keys.len());
         let mut removed = 0;
         for (key, matcher) in keys.iter().zip(matchers) {
             let eq = |stored: &StoredKey| matcher.compare(stored);
@@ -216,6 +217,10 @@ pub(super) fn store_many<'py>(
                     })
                     .collect();
                 let eq = |position: usize, stored: &StoredKey| matchers[position].compare(stored);
+                if !engine.is_empty() {
+                    // Each entry may replace or evict one (see `delete_many`).
+                    released.reserve(batch.len());
+                }
                 match engine.store_batch(entries, eq, replace, time.now, released) {
                     Ok(()) => {
                         if replace {
@@ -354,26 +359,31 @@ fn keep_restored_values(py: Python<'_>, released: &mut ReleasedObjects, batch: &
     {
         return;
     }
-    let values: HashMap<usize, usize> = batch
-        .iter()
-        .map(|pending| {
-            (
-                pending.key.object.as_ptr() as usize,
-                pending.value.as_ptr() as usize,
-            )
-        })
-        .collect();
-    let mut kept = Vec::new();
-    released.retain(|entry| {
-        let same = entry.reason == ReleaseReason::Replaced
-            && values.get(&(entry.key.as_ptr() as usize)) == Some(&(entry.value.as_ptr() as usize));
-        if same {
-            kept.push((entry.key.clone_ref(py), entry.value.clone_ref(py)));
+    // The stored value of each key object of the batch, by address (the
+    // released entry of a replacement carries the batch's key object).
+    let address_hash = |address: usize| (address as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut values: HashTable<(usize, usize)> = HashTable::with_capacity(batch.len());
+    for pending in batch {
+        let key = pending.key.object.as_ptr() as usize;
+        let value = pending.value.as_ptr() as usize;
+        values.insert_unique(address_hash(key), (key, value), |&(key, _)| {
+            address_hash(key)
+        });
+    }
+    let mut all = std::mem::take(released);
+    released.reserve(all.len());
+    for entry in all.drain(..) {
+        let key = entry.key.as_ptr() as usize;
+        let restored = entry.reason == ReleaseReason::Replaced
+            && values
+                .find(address_hash(key), |&(stored, _)| stored == key)
+                .is_some_and(|&(_, value)| value == entry.value.as_ptr() as usize);
+        if restored {
+            // The caller holds both objects: these drops only decrement.
+            drop((entry.key.into_bound(py), entry.value.into_bound(py)));
+        } else {
+            released.push(entry);
         }
-        !same
-    });
-    for (key, value) in kept {
-        drop((key.into_bound(py), value.into_bound(py)));
     }
 }
 
@@ -384,11 +394,25 @@ fn parse_keys<'py>(keys: &Bound<'py, PyAny>) -> PyResult<Vec<Key<'py>>> {
             "keys must be an iterable of keys, not a str (wrap a single key in a list)",
         ));
     }
-    let known_len = match keys.cast_exact::<PyList>() {
-        Ok(list) => list.len(),
-        Err(_) => keys.cast_exact::<PyTuple>().map_or(0, PyTupleMethods::len),
-    };
-    let mut parsed = Vec::with_capacity(known_len);
+    // A list or tuple is read by index, skipping the iterator protocol
+    // (its two calls a key were a sixth of a `delete_many`). The list is
+    // read afresh at each step, as its own iterator does: a `__hash__` run
+    // meanwhile may change it.
+    if let Ok(list) = keys.cast_exact::<PyList>() {
+        let mut parsed = Vec::with_capacity(list.len());
+        for key in list.iter() {
+            parsed.push(Key::from_object(&key)?);
+        }
+        return Ok(parsed);
+    }
+    if let Ok(tuple) = keys.cast_exact::<PyTuple>() {
+        let mut parsed = Vec::with_capacity(tuple.len());
+        for key in tuple.iter() {
+            parsed.push(Key::from_object(&key)?);
+        }
+        return Ok(parsed);
+    }
+    let mut parsed = Vec::new();
     for key in keys.try_iter()? {
         parsed.push(Key::from_object(&key?)?);
     }
