@@ -57,6 +57,22 @@ def get_hit(n: int) -> float:
     return _timed(loop, len(lookups))
 
 
+def get_miss(n: int) -> float:
+    from flexcache import FlexCache
+
+    cache = FlexCache("lru", max_items=n)
+    for k in _keys("key", n):
+        cache.set(k, 1)
+    misses = _keys("miss", 200_000)
+    get = cache.get
+
+    def loop() -> None:
+        for k in misses:
+            get(k)
+
+    return _timed(loop, len(misses))
+
+
 def set_new(n: int, ttl: object = None) -> float:
     from flexcache import FlexCache
 
@@ -111,6 +127,7 @@ def delete(n: int) -> float:
 WORKLOADS: dict[str, Callable[[], float]] = {
     "get hit, lru, 1k": lambda: get_hit(1_000),
     "get hit, lru, 100k": lambda: get_hit(100_000),
+    "get miss, lru, 100k": lambda: get_miss(100_000),
     "set new, lru, 1k": lambda: set_new(1_000),
     "set new with a ttl, 1k": lambda: set_new(1_000, TTL),
     "set evicting, lru, 1k": lambda: set_evict("lru", 1_000),
