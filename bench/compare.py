@@ -745,20 +745,27 @@ class Bench:
 
             return make
 
-        def get_loop(cache: Any) -> None:
-            get = cache.get
-            for group in groups:
-                for k in group:
-                    get(k)
+        def key_loop(name: str) -> Callable[[Any], None]:
+            def run(cache: Any) -> None:
+                call = getattr(cache, name)
+                for group in groups:
+                    for k in group:
+                        call(k)
+
+            return run
+
+        def keys_call(name: str) -> Callable[[Any], None]:
+            def run(cache: Any) -> None:
+                call = getattr(cache, name)
+                for group in groups:
+                    call(group)
+
+            return run
 
         def get_dict_loop(cache: Any) -> None:
             get = cache.get
             for group in groups:
                 {k: v for k in group if (v := get(k)) is not None}
-
-        def get_many(cache: Any) -> None:
-            for group in groups:
-                cache.get_many(group)
 
         def call_loop(name: str) -> Callable[[Any], None]:
             def run(cache: Any) -> None:
@@ -777,24 +784,14 @@ class Bench:
 
             return run
 
-        def delete_loop(cache: Any) -> None:
-            delete = cache.delete
-            for group in groups:
-                for k in group:
-                    delete(k)
-
-        def delete_many(cache: Any) -> None:
-            for group in groups:
-                cache.delete_many(group)
-
         flex = next(v for v in variants(self.registry, LRU) if v.impl == "FlexCache")
         cases = [
-            ("get_many, all hits", "get(k)", get_loop, get_many, holding(keys)),
+            ("get_many, all hits", "get(k)", key_loop("get"), keys_call("get_many"), holding(keys)),
             (
                 "get_many, all hits",
                 "{k: v ... get(k)} (the same dict)",
                 get_dict_loop,
-                get_many,
+                keys_call("get_many"),
                 holding(keys),
             ),
             (
@@ -818,7 +815,13 @@ class Bench:
                 many_call("put_many"),
                 holding(keys),
             ),
-            ("delete_many, all live", "delete(k)", delete_loop, delete_many, holding(keys)),
+            (
+                "delete_many, all live",
+                "delete(k)",
+                key_loop("delete"),
+                keys_call("delete_many"),
+                holding(keys),
+            ),
         ]
         rows = []
         for name, loop_label, loop, many, setup in cases:
