@@ -1,4 +1,5 @@
-"""Differential test: FlexCache against cachetools on the same "get; on miss set" trace.
+"""Differential test: FlexCache against cachetools on the same "get; on miss set" trace,
+and on traces that also overwrite (``put``, ``cache[k] = v``) with int, float and tuple keys.
 
 A seeded trace of Zipf-distributed keys (s = 1.1 over 20,000 keys) goes through a
 cachetools cache and a FlexCache with the same policy and limit. Both are exact LRU or FIFO
@@ -153,3 +154,65 @@ def test_hits_match_cachetools_both_limits(policy: str) -> None:
     ours = FlexCache(policy, max_items=300, max_bytes=3_000)
     compare(reference, ours, trace, values, lambda value: value.weight)
     assert ours.bytes <= 3_000
+
+
+# --------------------------------------------------------------------------- overwrites, key kinds
+
+KEY_KINDS: dict[str, Callable[[int], object]] = {
+    "str": lambda i: KEYS[i],
+    "int": lambda i: i * 7_919 - 10**9,  # negative and positive, none of them small
+    "float-int": lambda i: float(i) if i % 2 else i,  # 3 and 3.0 are one key, as in a dict
+    "tuple": lambda i: (f"user:{i}", i),
+    "nested": lambda i: (i % 7, (f"k{i}", b"x" * (i % 3)), None),
+}
+
+
+def overwrite_trace(seed: int) -> list[tuple[int, bool]]:
+    """(key index, overwrite?) pairs: a Zipf key, and one op in five an unconditional store."""
+    rng = random.Random(seed)
+    return [(k, rng.random() < 0.2) for k in zipf_trace(seed, 60_000)]
+
+
+@pytest.mark.parametrize("policy", ["lru", "fifo"])
+@pytest.mark.parametrize("kind", sorted(KEY_KINDS))
+@pytest.mark.parametrize("store", ["put", "setitem"])
+def test_overwrites_and_key_kinds_match_cachetools(policy: str, kind: str, store: str) -> None:
+    """cachetools' ``c[k] = v`` overwrites (and refreshes the key's place, under both LRU and
+    FIFO): FlexCache's ``put`` and ``cache[k] = v`` must hit, miss and hold exactly alike, with
+    int, mixed int/float and tuple keys as well as str."""
+    make_key = KEY_KINDS[kind]
+    keys = [make_key(i) for i in range(N_KEYS)]
+    trace = overwrite_trace(SEED + len(kind))
+    reference = REFERENCE[policy](maxsize=500)
+    ours = FlexCache(policy, max_items=500)
+    put = ours.put if store == "put" else ours.__setitem__
+    expected, got = bytearray(len(trace)), bytearray(len(trace))
+    missing = object()
+    for i, (k, overwrite) in enumerate(trace):
+        key, value = keys[k], (k, i)
+        if overwrite:
+            reference[key] = value
+            put(key, value)
+            continue
+        theirs = reference.get(key, missing)
+        mine = ours.get(key, missing)
+        if theirs is missing:
+            reference[key] = value
+        else:
+            expected[i] = 1
+        if mine is missing:
+            ours.set(key, value)
+        else:
+            got[i] = 1
+            assert mine == theirs, (i, key)
+    where = first_difference(expected, got)
+    assert where is None, f"hit/miss differ first at op {where} (key {keys[trace[where][0]]!r})"
+    assert 0.05 < sum(got) / len(trace) < 0.95
+    assert len(ours) == len(reference)
+    # Checked before items(), whose lookups reorder cachetools' LRU. cachetools iterates in
+    # insertion order; its eviction order is a private OrderedDict, oldest first, as
+    # FlexCache's keys() of a bounded lru/fifo cache is.
+    order = getattr(reference, f"_{type(reference).__name__}__order", None)
+    if order is not None:
+        assert list(ours.keys()) == list(order)
+    assert dict(zip(ours.keys(), ours.values(), strict=True)) == dict(reference.items())
