@@ -72,11 +72,13 @@ def test_cycle_through_bound_method_callbacks_is_collected() -> None:
 
 
 def test_cycle_through_a_closure_callback_is_collected() -> None:
-    marker = Node()
-    cache = FlexCache(on_remove=lambda key, value, cause: cache.get(key))
-    cache.set("marker", marker)
-    probe = weakref.ref(marker)
-    del cache, marker
+    def make_cycle() -> weakref.ref[Node]:
+        marker = Node()
+        cache = FlexCache(on_remove=lambda key, value, cause: cache.get(key))
+        cache.set("marker", marker)
+        return weakref.ref(marker)  # cache -> callback -> its closure cell -> cache
+
+    probe = make_cycle()
     collect()
     assert probe() is None
 
