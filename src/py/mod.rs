@@ -22,6 +22,8 @@ mod args;
 mod bulk;
 mod callbacks;
 mod fastcall;
+mod flight;
+mod guard;
 mod key;
 mod types;
 
@@ -29,14 +31,15 @@ use std::sync::Arc;
 
 use pyo3::exceptions::{PyKeyError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyList;
+use pyo3::types::{PyDict, PyList};
 use pyo3::{intern, PyTraverseError, PyVisit};
 use smallvec::SmallVec;
 
 use self::args::{Arg, Ttl};
 use self::callbacks::{Hooks, ReleasedObjects};
+use self::flight::{Flight, Joined};
+use self::guard::GuardedEngine;
 use self::key::{Key, Matcher, StoredKey};
-use crate::cell::{CellGuard, ExclusiveCell};
 use crate::clock::{Clock, ManualClock};
 use crate::engine::prefetch;
 use crate::engine::time::{Nanos, NEVER};
@@ -111,7 +114,7 @@ impl ManualClockPy {
 #[pyclass(name = "FlexCache", module = "flexcache", weakref, frozen)]
 #[derive(Debug)]
 struct FlexCachePy {
-    engine: ExclusiveCell<Engine>,
+    engine: GuardedEngine,
     clock: Clock,
     /// `scan_interval` as the user gave it, for the property and `repr`.
     scan_interval_seconds: f64,
@@ -119,6 +122,8 @@ struct FlexCachePy {
     weigher: Option<Py<PyAny>>,
     /// `on_remove(key, value, cause)`, told of every entry that leaves.
     on_remove: Option<Py<PyAny>>,
+    /// A thread-safe cache's `get_or_set` computations under way, by key.
+    in_flight: Option<Py<PyDict>>,
 }
 
 /// Why the engine refused a single store.
@@ -189,30 +194,6 @@ impl FlexCachePy {
     /// cannot matter (see `Cache::needs_time`), the engine's latest time
     /// serves and the clock is not read (a clock read is a good part of a
     /// `get`).
-    /// The engine, unless a call in progress has it.
-    #[inline(always)]
-    #[allow(
-        unsafe_code,
-        reason = "the unshared take; its safety argument is inside"
-    )]
-    fn take_engine(&self, _attached: Python<'_>) -> Option<CellGuard<'_, Engine>> {
-        #[cfg(not(Py_GIL_DISABLED))]
-        {
-            // SAFETY: with the GIL, being attached means holding the GIL, and
-            // the load and store of an unshared take run no Python code, so
-            // the GIL stays held between them: no other thread can take the
-            // cell meanwhile (the collector's `__traverse__` and `__clear__`
-            // run under the GIL too), and the GIL's hand-offs order the
-            // threads that take it.
-            unsafe { self.engine.try_take_unshared() }
-        }
-        #[cfg(Py_GIL_DISABLED)]
-        {
-            // Attached is not exclusive without the GIL: the atomic swap.
-            self.engine.try_take()
-        }
-    }
-
     #[inline]
     fn lookup_now(&self, engine: &Engine) -> Nanos {
         if engine.needs_time() {
@@ -242,7 +223,10 @@ impl FlexCachePy {
         let mut released = ReleasedObjects::new();
         let this = slf.get();
         let result = {
-            let mut engine = this.take_engine(slf.py()).ok_or_else(engine_in_use)?;
+            // Declared first, dropped last: the engine goes back before
+            // the lock is unlocked.
+            let _lock = this.engine.lock(slf.py());
+            let mut engine = this.engine.take(slf.py()).ok_or_else(engine_in_use)?;
             let now = match time {
                 TimeRule::Lookup => this.lookup_now(&engine),
                 TimeRule::Clock => this.clock.now(),
@@ -341,7 +325,9 @@ impl FlexCachePy {
     #[cold]
     #[inline(never)]
     fn count_close_errors(slf: &Bound<'_, Self>, errors: u64) {
-        match slf.get().take_engine(slf.py()) {
+        let this = slf.get();
+        let _lock = this.engine.lock(slf.py());
+        match this.engine.take(slf.py()) {
             Some(mut engine) => engine.count_close_errors(errors),
             None => args::discard(engine_in_use()),
         }
@@ -464,6 +450,73 @@ impl FlexCachePy {
         )
     }
 
+    /// `factory()`, stored under `key` as `set` stores it, unless a live
+    /// entry appeared meanwhile, which wins (and is returned).
+    fn make_and_store<'py>(
+        slf: &Bound<'py, Self>,
+        parsed_key: &Key<'py>,
+        factory: &Bound<'py, PyAny>,
+        ttl: Ttl,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let key = &parsed_key.object;
+        let made = factory.call0()?;
+        let (size, needs_close) = Self::measure(slf, key, &made)?;
+        let holder = Self::with_key(
+            slf,
+            parsed_key,
+            TimeRule::storing(ttl),
+            |engine, time, released, matcher| {
+                let deadline = ttl.deadline(time.now, time.clock);
+                let new = parsed_key.new_entry(&made, size, needs_close, deadline);
+                let eq = |stored: &StoredKey| matcher.compare(stored);
+                match engine.insert(new, eq, time.now, released) {
+                    Ok(()) => Ok(None),
+                    Err(refused) => {
+                        let occupied = matches!(refused, InsertError::Occupied { .. });
+                        let undecided = matches!(refused, InsertError::Undecided { .. });
+                        let (key, value) = refused.into_entry();
+                        drop((key.into_bound(py), value.into_bound(py)));
+                        if undecided {
+                            return Err(Undecided);
+                        }
+                        if !occupied {
+                            // Too large: returned, neither stored nor closed.
+                            return Ok(None);
+                        }
+                        Ok(engine
+                            .peek(parsed_key.hash, eq, time.now)?
+                            .map(|value| value.bind(py).clone()))
+                    }
+                }
+            },
+        )?;
+        let Some(holder) = holder else {
+            return Ok(made);
+        };
+        // The factory's result, which nobody else has, goes as a replaced
+        // entry would.
+        let discarded = ReleasedEntry {
+            key: key.clone().unbind(),
+            value: made.unbind(),
+            needs_close,
+            reason: ReleaseReason::Replaced,
+        };
+        Self::release_taken(slf, discarded, true);
+        Ok(holder)
+    }
+
+    /// The live value of a key, as `peek` looks it up: nothing counted,
+    /// moved or reaped.
+    fn peeked<'py>(slf: &Bound<'py, Self>, key: &Key<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let py = slf.py();
+        Self::with_key(slf, key, TimeRule::Lookup, |engine, time, _, matcher| {
+            Ok(engine
+                .peek(key.hash, |stored| matcher.compare(stored), time.now)?
+                .map(|value| value.bind(py).clone()))
+        })
+    }
+
     /// The live value of a key, as `get` looks it up.
     #[inline(always)]
     fn lookup<'py>(slf: &Bound<'py, Self>, key: &Key<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
@@ -541,10 +594,15 @@ fn keep_restored_value(
 impl FlexCachePy {
     #[new]
     #[pyo3(
-        signature = (eviction_policy = Arg::Missing, scan_interval = Arg::Missing, max_items = Arg::Missing, max_bytes = Arg::Missing, *, clock = None, weigher = None, on_remove = None),
-        text_signature = "(eviction_policy='lru', scan_interval=0.0, max_items=0, max_bytes=0, *, clock=None, weigher=None, on_remove=None)"
+        signature = (eviction_policy = Arg::Missing, scan_interval = Arg::Missing, max_items = Arg::Missing, max_bytes = Arg::Missing, *, clock = None, weigher = None, on_remove = None, thread_safe = false),
+        text_signature = "(eviction_policy='lru', scan_interval=0.0, max_items=0, max_bytes=0, *, clock=None, weigher=None, on_remove=None, thread_safe=False)"
+    )]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the constructor's arguments, as SPEC lists them"
     )]
     fn new(
+        py: Python<'_>,
         eviction_policy: Arg<'_>,
         scan_interval: Arg<'_>,
         max_items: Arg<'_>,
@@ -552,6 +610,7 @@ impl FlexCachePy {
         clock: Option<&Bound<'_, PyAny>>,
         weigher: Option<&Bound<'_, PyAny>>,
         on_remove: Option<&Bound<'_, PyAny>>,
+        thread_safe: bool,
     ) -> PyResult<Self> {
         let policy = args::eviction_policy(eviction_policy)?;
         let (scan_interval, scan_interval_seconds) = args::scan_interval(scan_interval)?;
@@ -577,14 +636,22 @@ impl FlexCachePy {
             max_bytes,
             scan_interval,
         };
-        let engine = ExclusiveCell::new(Cache::new(config, clock.now()));
+        let engine = GuardedEngine::new(Cache::new(config, clock.now()), thread_safe);
+        let in_flight = thread_safe.then(|| PyDict::new(py).unbind());
         Ok(FlexCachePy {
             engine,
             clock,
             scan_interval_seconds,
             weigher,
             on_remove,
+            in_flight,
         })
+    }
+
+    /// Whether every operation is atomic under the cache's own lock.
+    #[getter]
+    fn thread_safe(&self) -> bool {
+        self.engine.thread_safe()
     }
 
     /// `FlexCache[str, bytes]`, for type annotations.
@@ -665,17 +732,7 @@ impl FlexCachePy {
         default: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
-        let parsed_key = Key::from_object(key)?;
-        let found = Self::with_key(
-            slf,
-            &parsed_key,
-            TimeRule::Lookup,
-            |engine, time, _, matcher| {
-                Ok(engine
-                    .peek(parsed_key.hash, |stored| matcher.compare(stored), time.now)?
-                    .map(|value| value.bind(py).clone()))
-            },
-        )?;
+        let found = Self::peeked(slf, &Key::from_object(key)?)?;
         Ok(found.unwrap_or_else(|| default.unwrap_or_else(|| py.None().into_bound(py))))
     }
 
@@ -734,56 +791,29 @@ impl FlexCachePy {
         factory: &Bound<'py, PyAny>,
         ttl: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let py = slf.py();
         let parsed_key = Key::from_object(key)?;
         let ttl = args::ttl(ttl)?;
         if let Some(value) = Self::lookup(slf, &parsed_key)? {
             return Ok(value);
         }
-        let made = factory.call0()?;
-        let (size, needs_close) = Self::measure(slf, key, &made)?;
-        let holder = Self::with_key(
-            slf,
-            &parsed_key,
-            TimeRule::storing(ttl),
-            |engine, time, released, matcher| {
-                let deadline = ttl.deadline(time.now, time.clock);
-                let new = parsed_key.new_entry(&made, size, needs_close, deadline);
-                let eq = |stored: &StoredKey| matcher.compare(stored);
-                match engine.insert(new, eq, time.now, released) {
-                    Ok(()) => Ok(None),
-                    Err(refused) => {
-                        let occupied = matches!(refused, InsertError::Occupied { .. });
-                        let undecided = matches!(refused, InsertError::Undecided { .. });
-                        let (key, value) = refused.into_entry();
-                        drop((key.into_bound(py), value.into_bound(py)));
-                        if undecided {
-                            return Err(Undecided);
-                        }
-                        if !occupied {
-                            // Too large: returned, neither stored nor closed.
-                            return Ok(None);
-                        }
-                        Ok(engine
-                            .peek(parsed_key.hash, eq, time.now)?
-                            .map(|value| value.bind(py).clone()))
-                    }
-                }
-            },
-        )?;
-        let Some(holder) = holder else {
-            return Ok(made);
+        let Some(in_flight) = &slf.get().in_flight else {
+            return Self::make_and_store(slf, &parsed_key, factory, ttl);
         };
-        // The factory's result, which nobody else has, goes as a replaced
-        // entry would.
-        let discarded = ReleasedEntry {
-            key: key.clone().unbind(),
-            value: made.unbind(),
-            needs_close,
-            reason: ReleaseReason::Replaced,
+        let py = slf.py();
+        let leader = match Flight::join(in_flight.bind(py), key)? {
+            Joined::Waiter(flight) => return flight.get().outcome(py),
+            Joined::Leader(leader) => leader,
         };
-        Self::release_taken(slf, discarded, true);
-        Ok(holder)
+        // Registered: a caller that missed before can no longer start a
+        // flight of its own, and one that stored meanwhile is seen here
+        // (looked at, not counted: this call counted its miss above).
+        let outcome = match Self::peeked(slf, &parsed_key) {
+            Ok(Some(value)) => Ok(value),
+            Ok(None) => Self::make_and_store(slf, &parsed_key, factory, ttl),
+            Err(error) => Err(error),
+        };
+        leader.land(&outcome)?;
+        outcome
     }
 
     /// Gives a live entry a new `ttl` (None: never expires); False when no
@@ -1007,7 +1037,10 @@ impl FlexCachePy {
         for callback in [&self.weigher, &self.on_remove].into_iter().flatten() {
             visit.call(callback)?;
         }
-        let Some(engine) = self.engine.try_take() else {
+        if let Some(in_flight) = &self.in_flight {
+            visit.call(in_flight)?;
+        }
+        let Some(engine) = self.engine.take_for_collector() else {
             return Ok(());
         };
         let mut outcome = Ok(());
@@ -1026,7 +1059,7 @@ impl FlexCachePy {
     /// collector clearing the function or instance on the way.
     fn __clear__(&self) {
         let mut released = ReleasedObjects::new();
-        if let Some(mut engine) = self.engine.try_take() {
+        if let Some(mut engine) = self.engine.take_for_collector() {
             let now = engine.latest_now();
             engine.clear(now, &mut released);
         }
