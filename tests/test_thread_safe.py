@@ -32,7 +32,11 @@ def test_thread_safe_is_off_by_default_and_reported() -> None:
     assert FlexCache("lru", max_items=3, thread_safe=False).thread_safe is False
 
 
-@pytest.mark.parametrize("bad", [1, "yes", None])
+def test_thread_safe_none_is_the_default() -> None:
+    assert FlexCache(thread_safe=None).thread_safe is False
+
+
+@pytest.mark.parametrize("bad", [1, "yes", 0.0])
 def test_thread_safe_must_be_a_bool(bad: object) -> None:
     with pytest.raises(TypeError):
         FlexCache(thread_safe=bad)  # type: ignore[arg-type]

@@ -167,6 +167,29 @@ pub(crate) fn scan_interval(arg: Arg<'_>) -> PyResult<(Nanos, f64)> {
     Ok((nanos, seconds))
 }
 
+/// `background_scan`: None (off), or seconds, an int or float `> 0` and
+/// finite.
+pub(crate) fn background_scan(arg: Option<&Bound<'_, PyAny>>) -> PyResult<Option<f64>> {
+    let Some(obj) = arg.filter(|obj| !obj.is_none()) else {
+        return Ok(None);
+    };
+    if obj.is_instance_of::<PyBool>()
+        || !(obj.is_instance_of::<PyInt>() || obj.is_instance_of::<PyFloat>())
+    {
+        return Err(PyTypeError::new_err(format!(
+            "background_scan must be seconds (an int or a float) or None, not {}",
+            type_name(obj)
+        )));
+    }
+    let seconds: f64 = obj.extract()?;
+    if !(seconds.is_finite() && seconds > 0.0) {
+        return Err(PyValueError::new_err(
+            "background_scan must be > 0 seconds and finite",
+        ));
+    }
+    Ok(Some(seconds))
+}
+
 /// `max_items` or `max_bytes`: an int in `0..=2**63-1`.
 pub(crate) fn limit(arg: Arg<'_>, what: &str) -> PyResult<u64> {
     let Arg::Given(obj) = arg else {

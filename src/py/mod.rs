@@ -27,7 +27,7 @@ mod guard;
 mod key;
 mod types;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use pyo3::exceptions::{PyKeyError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -124,6 +124,11 @@ struct FlexCachePy {
     on_remove: Option<Py<PyAny>>,
     /// A thread-safe cache's `get_or_set` computations under way, by key.
     in_flight: Option<Py<PyDict>>,
+    /// `background_scan`, in seconds.
+    background_scan: Option<f64>,
+    /// The `flexcache._scanner.Scanner` running `scan()` in its thread,
+    /// started by `__init__` (the object must exist for it to refer to).
+    scanner: OnceLock<Py<PyAny>>,
 }
 
 /// Why the engine refused a single store.
@@ -319,6 +324,15 @@ impl FlexCachePy {
             "the cache changed while a key was being compared, on each of {SETTLE_TRIES} tries \
              (does the key's __eq__ change the cache?)"
         )))
+    }
+
+    /// Ends the background scan thread, if there is one, and waits for it.
+    fn stop_background_scan(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let py = slf.py();
+        if let Some(scanner) = slf.get().scanner.get() {
+            scanner.bind(py).call_method0(intern!(py, "stop"))?;
+        }
+        Ok(())
     }
 
     /// Counts failed `close()` and `on_remove` calls in the statistics.
@@ -594,8 +608,8 @@ fn keep_restored_value(
 impl FlexCachePy {
     #[new]
     #[pyo3(
-        signature = (eviction_policy = Arg::Missing, scan_interval = Arg::Missing, max_items = Arg::Missing, max_bytes = Arg::Missing, *, clock = None, weigher = None, on_remove = None, thread_safe = false),
-        text_signature = "(eviction_policy='lru', scan_interval=0.0, max_items=0, max_bytes=0, *, clock=None, weigher=None, on_remove=None, thread_safe=False)"
+        signature = (eviction_policy = Arg::Missing, scan_interval = Arg::Missing, max_items = Arg::Missing, max_bytes = Arg::Missing, *, clock = None, weigher = None, on_remove = None, thread_safe = None, background_scan = None),
+        text_signature = "(eviction_policy='lru', scan_interval=0.0, max_items=0, max_bytes=0, *, clock=None, weigher=None, on_remove=None, thread_safe=None, background_scan=None)"
     )]
     #[allow(
         clippy::too_many_arguments,
@@ -610,8 +624,19 @@ impl FlexCachePy {
         clock: Option<&Bound<'_, PyAny>>,
         weigher: Option<&Bound<'_, PyAny>>,
         on_remove: Option<&Bound<'_, PyAny>>,
-        thread_safe: bool,
+        thread_safe: Option<bool>,
+        background_scan: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
+        let background_scan = args::background_scan(background_scan)?;
+        let thread_safe = match (thread_safe, background_scan) {
+            (Some(false), Some(_)) => {
+                return Err(PyValueError::new_err(
+                    "background_scan needs thread_safe=True (its thread shares the cache)",
+                ));
+            }
+            (Some(thread_safe), _) => thread_safe,
+            (None, background_scan) => background_scan.is_some(),
+        };
         let policy = args::eviction_policy(eviction_policy)?;
         let (scan_interval, scan_interval_seconds) = args::scan_interval(scan_interval)?;
         let max_items = args::limit(max_items, "max_items")?;
@@ -645,7 +670,56 @@ impl FlexCachePy {
             weigher,
             on_remove,
             in_flight,
+            background_scan,
+            scanner: OnceLock::new(),
         })
+    }
+
+    /// Starts the background scan, now that the cache exists for its
+    /// thread to refer to (weakly). The arguments were `__new__`'s.
+    #[pyo3(signature = (*_args, **_kwargs))]
+    fn __init__(
+        slf: &Bound<'_, Self>,
+        _args: &Bound<'_, pyo3::types::PyTuple>,
+        _kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<()> {
+        let this = slf.get();
+        let Some(period) = this.background_scan else {
+            return Ok(());
+        };
+        if this.scanner.get().is_some() {
+            return Ok(());
+        }
+        let py = slf.py();
+        let scanner = py
+            .import(intern!(py, "flexcache._scanner"))?
+            .getattr(intern!(py, "Scanner"))?
+            .call1((slf, period))?;
+        // A second `__init__` racing this one: keep the first scanner.
+        if let Err(scanner) = this.scanner.set(scanner.unbind()) {
+            scanner.bind(py).call_method0(intern!(py, "stop"))?;
+        }
+        Ok(())
+    }
+
+    /// `with FlexCache(...) as cache:` hands the cache itself.
+    fn __enter__<'py>(slf: &Bound<'py, Self>) -> Bound<'py, Self> {
+        slf.clone()
+    }
+
+    /// Leaving the `with` block stops the background scan and clears the
+    /// cache, closing every value. Exceptions propagate.
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(slf: &Bound<'_, Self>, _exc: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
+        Self::stop_background_scan(slf)?;
+        Self::clear(slf)?;
+        Ok(false)
+    }
+
+    /// `background_scan` in seconds, or None.
+    #[getter]
+    fn background_scan(&self) -> Option<f64> {
+        self.background_scan
     }
 
     /// Whether every operation is atomic under the cache's own lock.
@@ -1039,6 +1113,9 @@ impl FlexCachePy {
         }
         if let Some(in_flight) = &self.in_flight {
             visit.call(in_flight)?;
+        }
+        if let Some(scanner) = self.scanner.get() {
+            visit.call(scanner)?;
         }
         let Some(engine) = self.engine.take_for_collector() else {
             return Ok(());

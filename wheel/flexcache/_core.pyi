@@ -2,7 +2,7 @@
 
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
-from types import GenericAlias
+from types import GenericAlias, TracebackType
 from typing import Any, Generic, Literal, TypeVar, final, overload
 
 from flexcache._types import CacheStats, RemovalCause
@@ -58,8 +58,30 @@ class FlexCache(Generic[_K, _V]):
         clock: ManualClock | None = None,
         weigher: Callable[[_K, _V], int] | None = None,
         on_remove: Callable[[_K, _V, RemovalCause], object] | None = None,
-        thread_safe: bool = False,
+        thread_safe: bool | None = None,
+        background_scan: float | None = None,
     ) -> FlexCache[_K, _V]: ...
+    def __init__(
+        self,
+        eviction_policy: _Policy = "lru",
+        scan_interval: float = 0.0,
+        max_items: int = 0,
+        max_bytes: int = 0,
+        *,
+        clock: ManualClock | None = None,
+        weigher: Callable[[_K, _V], int] | None = None,
+        on_remove: Callable[[_K, _V, RemovalCause], object] | None = None,
+        thread_safe: bool | None = None,
+        background_scan: float | None = None,
+    ) -> None: ...
+    def __enter__(self) -> FlexCache[_K, _V]: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+        /,
+    ) -> Literal[False]: ...
     def __class_getitem__(cls, item: Any) -> GenericAlias: ...
     def set(self, key: _K, value: _V, ttl: _Ttl = None) -> None:
         """Store ``value`` under ``key``; ``KeyError`` if a live entry holds the key."""
@@ -126,6 +148,9 @@ class FlexCache(Generic[_K, _V]):
     @property
     def thread_safe(self) -> bool:
         """Whether every operation is atomic under the cache's own lock."""
+    @property
+    def background_scan(self) -> float | None:
+        """Seconds between the background thread's scans, or None."""
     def __getitem__(self, key: _K, /) -> _V: ...
     def __setitem__(self, key: _K, value: _V, /) -> None: ...
     def __delitem__(self, key: _K, /) -> None: ...
