@@ -1216,9 +1216,11 @@ fn prefetch_upcoming_victim(engine: &Engine) {
     }
 }
 
-// `gil_used`: key.rs reads a str's cached hash field directly, and the
-// fastcall entries' safety arguments assume the GIL; a free-threaded CPython
-// therefore re-enables the GIL when it imports the module (README, Threads).
+// `gil_used`: the fastcall entries' rule for what their bodies may drop is
+// tested on GIL builds only (no free-threaded CPython installs here), so a
+// free-threaded CPython re-enables the GIL when it imports the module. The
+// str hash read and the engine cell's unshared take have their
+// `Py_GIL_DISABLED` forms already (README, Threads).
 #[pymodule(gil_used = true)]
 #[pyo3(name = "_core")]
 fn core_module(module: &Bound<'_, PyModule>) -> PyResult<()> {
