@@ -77,8 +77,12 @@ pub(crate) fn weigh(
     Ok((size, has_close))
 }
 
+/// Whether the value has `close()` or `aclose()` (the entry's
+/// `needs_close`).
 fn has_close(value: &Bound<'_, PyAny>) -> PyResult<bool> {
-    Ok(protocol_attribute(value, intern!(value.py(), "close"))?.is_some())
+    let py = value.py();
+    Ok(protocol_attribute(value, intern!(py, "close"))?.is_some()
+        || protocol_attribute(value, intern!(py, "aclose"))?.is_some())
 }
 
 /// `value.<name>` for one of the value protocols, or `None` when it is
@@ -176,6 +180,9 @@ fn size_from(result: &Bound<'_, PyAny>, what: &str) -> PyResult<u64> {
 #[derive(Clone, Copy)]
 pub(crate) struct Hooks<'a, 'py> {
     pub(crate) on_remove: Option<&'a Bound<'py, PyAny>>,
+    /// Called instead of `close()` on each value to close (the cache's
+    /// private `_closer`: `flexcache.aio` collects them to await).
+    pub(crate) closer: Option<&'a Bound<'py, PyAny>>,
 }
 
 impl<'py> Hooks<'_, 'py> {
@@ -226,7 +233,10 @@ impl<'py> Hooks<'_, 'py> {
             errors += call_on_remove(on_remove, &key, &value, entry.reason);
         }
         if close && entry.needs_close {
-            errors += call_close(&value);
+            errors += match self.closer {
+                None => call_close(&value),
+                Some(closer) => call_closer(closer, &value),
+            };
         }
         drop((key, value));
         errors
@@ -266,10 +276,46 @@ fn call_on_remove(
 #[cold]
 #[inline(never)]
 fn call_close(value: &Bound<'_, PyAny>) -> u64 {
-    match value.call_method0(intern!(value.py(), "close")) {
+    let py = value.py();
+    let outcome = match protocol_attribute(value, intern!(py, "close")) {
+        Ok(Some(close)) => close.call0().map(drop),
+        // No `close()` but an `aclose()`: nothing here can await it
+        // (README, "Values with only aclose()").
+        Ok(None) => let_go_unawaited(value),
+        Err(error) => Err(error),
+    };
+    match outcome {
+        Ok(()) => 0,
+        Err(error) => {
+            error.write_unraisable(py, Some(value));
+            1
+        }
+    }
+}
+
+/// A value with only `aclose()`, let go by the synchronous cache:
+/// `flexcache._aclose.let_go` schedules it on the running event loop, or
+/// reports it as never awaited.
+fn let_go_unawaited(value: &Bound<'_, PyAny>) -> PyResult<()> {
+    let py = value.py();
+    if protocol_attribute(value, intern!(py, "aclose"))?.is_none() {
+        return Ok(());
+    }
+    py.import(intern!(py, "flexcache._aclose"))?
+        .getattr(intern!(py, "let_go"))?
+        .call1((value,))
+        .map(drop)
+}
+
+/// `closer(value)`, for a cache made with `_closer`; an error goes to
+/// `sys.unraisablehook` and counts 1.
+#[cold]
+#[inline(never)]
+fn call_closer(closer: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> u64 {
+    match closer.call1((value,)) {
         Ok(_) => 0,
         Err(error) => {
-            error.write_unraisable(value.py(), Some(value));
+            error.write_unraisable(value.py(), Some(closer));
             1
         }
     }

@@ -126,6 +126,8 @@ struct FlexCachePy {
     in_flight: Option<Py<PyDict>>,
     /// `background_scan`, in seconds.
     background_scan: Option<f64>,
+    /// The private `_closer`: called instead of `close()` (`flexcache.aio`).
+    closer: Option<Py<PyAny>>,
     /// The `flexcache._scanner.Scanner` running `scan()` in its thread,
     /// started by `__init__` (the object must exist for it to refer to).
     scanner: OnceLock<Py<PyAny>>,
@@ -257,6 +259,7 @@ impl FlexCachePy {
     fn hooks<'a, 'py>(slf: &'a Bound<'py, Self>) -> Hooks<'a, 'py> {
         Hooks {
             on_remove: slf.get().on_remove.as_ref().map(|f| f.bind(slf.py())),
+            closer: slf.get().closer.as_ref().map(|f| f.bind(slf.py())),
         }
     }
 
@@ -608,12 +611,16 @@ fn keep_restored_value(
 impl FlexCachePy {
     #[new]
     #[pyo3(
-        signature = (eviction_policy = Arg::Missing, scan_interval = Arg::Missing, max_items = Arg::Missing, max_bytes = Arg::Missing, *, clock = None, weigher = None, on_remove = None, thread_safe = None, background_scan = None),
-        text_signature = "(eviction_policy='lru', scan_interval=0.0, max_items=0, max_bytes=0, *, clock=None, weigher=None, on_remove=None, thread_safe=None, background_scan=None)"
+        signature = (eviction_policy = Arg::Missing, scan_interval = Arg::Missing, max_items = Arg::Missing, max_bytes = Arg::Missing, *, clock = None, weigher = None, on_remove = None, thread_safe = None, background_scan = None, _closer = None),
+        text_signature = "(eviction_policy='lru', scan_interval=0.0, max_items=0, max_bytes=0, *, clock=None, weigher=None, on_remove=None, thread_safe=None, background_scan=None, _closer=None)"
     )]
     #[allow(
         clippy::too_many_arguments,
         reason = "the constructor's arguments, as SPEC lists them"
+    )]
+    #[allow(
+        clippy::used_underscore_binding,
+        reason = "`_closer` is the keyword's name: private, for flexcache.aio"
     )]
     fn new(
         py: Python<'_>,
@@ -626,7 +633,9 @@ impl FlexCachePy {
         on_remove: Option<&Bound<'_, PyAny>>,
         thread_safe: Option<bool>,
         background_scan: Option<&Bound<'_, PyAny>>,
+        _closer: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
+        let closer = args::optional_callable(_closer, "_closer")?;
         let background_scan = args::background_scan(background_scan)?;
         let thread_safe = match (thread_safe, background_scan) {
             (Some(false), Some(_)) => {
@@ -671,6 +680,7 @@ impl FlexCachePy {
             on_remove,
             in_flight,
             background_scan,
+            closer,
             scanner: OnceLock::new(),
         })
     }
@@ -1108,7 +1118,10 @@ impl FlexCachePy {
     /// collector stopped it) is skipped: references the collector is not
     /// shown only make what they reach look reachable, which is safe.
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        for callback in [&self.weigher, &self.on_remove].into_iter().flatten() {
+        for callback in [&self.weigher, &self.on_remove, &self.closer]
+            .into_iter()
+            .flatten()
+        {
             visit.call(callback)?;
         }
         if let Some(in_flight) = &self.in_flight {

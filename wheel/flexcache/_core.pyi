@@ -60,6 +60,7 @@ class FlexCache(Generic[_K, _V]):
         on_remove: Callable[[_K, _V, RemovalCause], object] | None = None,
         thread_safe: bool | None = None,
         background_scan: float | None = None,
+        _closer: Callable[[Any], object] | None = None,
     ) -> FlexCache[_K, _V]: ...
     def __init__(
         self,
@@ -73,6 +74,7 @@ class FlexCache(Generic[_K, _V]):
         on_remove: Callable[[_K, _V, RemovalCause], object] | None = None,
         thread_safe: bool | None = None,
         background_scan: float | None = None,
+        _closer: Callable[[Any], object] | None = None,
     ) -> None: ...
     def __enter__(self) -> FlexCache[_K, _V]: ...
     def __exit__(

@@ -16,6 +16,8 @@ import threading
 import weakref
 from typing import Any
 
+from flexcache._unraisable import report
+
 # Every scanner whose cache is alive, to restart after a fork and stop at exit.
 _scanners: weakref.WeakSet[Scanner] = weakref.WeakSet()
 _scanners_lock = threading.Lock()
@@ -77,30 +79,8 @@ def _run(cache_ref: weakref.ref[Any], stopped: threading.Event, period: float) -
         try:
             cache.scan()
         except BaseException as error:  # reported, never lost
-            import sys
-
-            sys.unraisablehook(
-                _Unraisable(type(error), error, error.__traceback__, "background scan", cache)
-            )
+            report(error, "Exception ignored in a FlexCache background scan", cache)
         del cache
-
-
-class _Unraisable:
-    """What ``sys.unraisablehook`` expects: the fields of ``sys.UnraisableHookArgs``."""
-
-    def __init__(
-        self,
-        exc_type: type,
-        exc_value: BaseException,
-        exc_traceback: object,
-        message: str,
-        obj: object,
-    ) -> None:
-        self.exc_type = exc_type
-        self.exc_value = exc_value
-        self.exc_traceback = exc_traceback
-        self.err_msg = f"Exception ignored in FlexCache {message}"
-        self.object = obj
 
 
 def _restart_all_in_child() -> None:
