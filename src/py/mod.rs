@@ -475,9 +475,22 @@ impl FlexCachePy {
         factory: &Bound<'py, PyAny>,
         ttl: Ttl,
     ) -> PyResult<Bound<'py, PyAny>> {
+        Self::store_made(slf, parsed_key, factory.call0()?, ttl)
+    }
+
+    /// The tail of `get_or_set`, once the value is made: stored as `set`
+    /// stores it, unless a live entry appeared meanwhile, which wins (and
+    /// is returned; the made value goes as a replaced entry would). A
+    /// value too large for `max_bytes` is returned, neither stored nor
+    /// closed.
+    fn store_made<'py>(
+        slf: &Bound<'py, Self>,
+        parsed_key: &Key<'py>,
+        made: Bound<'py, PyAny>,
+        ttl: Ttl,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
         let key = &parsed_key.object;
-        let made = factory.call0()?;
         let (size, needs_close) = Self::measure(slf, key, &made)?;
         let holder = Self::with_key(
             slf,
@@ -898,6 +911,27 @@ impl FlexCachePy {
         };
         leader.land(&outcome)?;
         outcome
+    }
+
+    /// `get_or_set`'s store, for a value made elsewhere (`flexcache.aio`
+    /// awaits its factory, then stores the result with this).
+    #[pyo3(signature = (key, made, ttl = None))]
+    fn _store_made<'py>(
+        slf: &Bound<'py, Self>,
+        key: &Bound<'py, PyAny>,
+        made: Bound<'py, PyAny>,
+        ttl: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let parsed_key = Key::from_object(key)?;
+        let ttl = args::ttl(ttl)?;
+        Self::store_made(slf, &parsed_key, made, ttl)
+    }
+
+    /// Raises what `set` would raise for `ttl`, and does nothing else.
+    #[staticmethod]
+    #[pyo3(signature = (ttl = None))]
+    fn _check_ttl(ttl: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        args::ttl(ttl).map(drop)
     }
 
     /// Gives a live entry a new `ttl` (None: never expires); False when no

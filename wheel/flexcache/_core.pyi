@@ -85,6 +85,11 @@ class FlexCache(Generic[_K, _V]):
         /,
     ) -> Literal[False]: ...
     def __class_getitem__(cls, item: Any) -> GenericAlias: ...
+    def _store_made(self, key: _K, made: _V, ttl: _Ttl = None) -> _V:
+        """``get_or_set``'s store, for a value made elsewhere (``flexcache.aio``)."""
+    @staticmethod
+    def _check_ttl(ttl: _Ttl = None) -> None:
+        """Raises what ``set`` would raise for ``ttl``."""
     def set(self, key: _K, value: _V, ttl: _Ttl = None) -> None:
         """Store ``value`` under ``key``; ``KeyError`` if a live entry holds the key."""
     def put(self, key: _K, value: _V, ttl: _Ttl = None) -> None:
