@@ -1,16 +1,20 @@
 """A tour of FlexCache: ``python -m flexcache``.
 
 The README's examples run for real (the HTTP fetcher is a stub: no network),
-then a TTL under a manual clock and a quick timing next to a plain dict.
+then a TTL under a manual clock, statistics, threads, asyncio, and a quick
+timing next to a plain dict.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import threading
 import time
 from datetime import timedelta
 
 from flexcache import FlexCache
+from flexcache.aio import AsyncFlexCache
 from flexcache.testing import ManualClock
 
 
@@ -103,6 +107,55 @@ def demo_ttl() -> None:
     print(f"        -> {cache.get('db-ttl')}, items = {cache.items}")
 
 
+def demo_stats() -> None:
+    section("(e) Statistics of the HTTP cache above")
+    stats = response_cache.stats()
+    print(f"  {stats}")
+    print(f"  hit ratio {stats.hit_ratio:.2f}")
+
+
+def demo_threads() -> None:
+    section("(f) thread_safe=True: eight threads ask for one report, one builds it")
+    reports = FlexCache(eviction_policy="lru", max_items=100, thread_safe=True)
+    built: list[str] = []
+
+    def build_report() -> str:
+        built.append("report")
+        time.sleep(0.05)  # slow work: the other threads wait for this one
+        return "quarterly numbers"
+
+    def handle_request() -> None:
+        assert reports.get_or_set("q3", build_report) == "quarterly numbers"
+
+    threads = [threading.Thread(target=handle_request) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    print(f"  8 requests, build_report() ran {len(built)} time(s); {reports.stats()}")
+
+
+def demo_asyncio() -> None:
+    section("(g) asyncio: AsyncFlexCache awaits aclose() before a call returns")
+
+    class Session:
+        def __init__(self, user: str) -> None:
+            self.user = user
+
+        async def aclose(self) -> None:
+            await asyncio.sleep(0)
+            print(f"  aclose() of {self.user}'s session, awaited by the cache")
+
+    async def main() -> None:
+        async with AsyncFlexCache(eviction_policy="lru", max_items=1) as sessions:
+            await sessions.set("alice", Session("alice"))
+            print("  set('bob') evicts alice ...")
+            await sessions.set("bob", Session("bob"))
+            print("  ... and set('bob') returned after alice's aclose(); leaving `async with`:")
+
+    asyncio.run(main())
+
+
 ROUNDS = 5
 
 
@@ -113,7 +166,7 @@ def per_op_ns(loop, n: int) -> float:
 
 
 def demo_timing(n: int = 100_000, small: int = 1_000, rounds: int = ROUNDS) -> None:
-    section(f"(e) Timing next to a plain dict: {n:,} ops a loop, best of {rounds} rounds")
+    section(f"(h) Timing next to a plain dict: {n:,} ops a loop, best of {rounds} rounds")
     keys = [f"key:{i}" for i in range(n)]
     few = keys[:small] * (n // small)  # the same `small` keys again and again: n lookups
     for k in keys:
@@ -191,6 +244,9 @@ def main() -> None:
     demo_sessions()
     demo_pool()
     demo_ttl()
+    demo_stats()
+    demo_threads()
+    demo_asyncio()
     demo_timing()
 
 
