@@ -36,6 +36,7 @@ Consistency
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator
 
 import pytest
@@ -258,3 +259,14 @@ def filled(max_items: int = 3, max_bytes: int = 0, **kwargs: object) -> tuple[Ex
     for value in values:
         expect.set(value.name, value, 1)
     return expect, values
+
+
+def run_threads(target: Callable[[int], None], count: int = 8) -> None:
+    """Runs ``target(n)`` for ``n`` in ``range(count)``, each in its own thread, and joins
+    them, failing on a thread that hangs."""
+    threads = [threading.Thread(target=target, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+        assert not thread.is_alive(), "a thread hangs: deadlock?"

@@ -11,18 +11,25 @@ from collections import Counter
 from collections.abc import Callable
 
 import pytest
-from conftest import Closable, Tracker
+from conftest import Closable, Tracker, run_threads
 from flexcache import FlexCache
 
 N_THREADS = 8
 
 
-def run_threads(target: Callable[[int], None], count: int = N_THREADS) -> None:
-    threads = [threading.Thread(target=target, args=(n,)) for n in range(count)]
-    for thread in threads:
+def run_flight(caller: Callable[[int], None], started: threading.Event, release: threading.Event):
+    """Starts ``caller(0)``, whose factory sets ``started`` and waits for ``release``; then
+    the other callers, which join its flight; then releases the factory and joins all."""
+    leader = threading.Thread(target=caller, args=(0,))
+    leader.start()
+    assert started.wait(timeout=30)
+    others = [threading.Thread(target=caller, args=(n,)) for n in range(1, N_THREADS)]
+    for thread in others:
         thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    time.sleep(0.3)  # let the others reach the flight (a late one finds what it left)
+    release.set()
+    for thread in [leader, *others]:
+        thread.join(timeout=30)
         assert not thread.is_alive(), "a thread hangs: deadlock?"
 
 
@@ -157,17 +164,7 @@ def test_get_or_set_runs_one_factory_for_concurrent_callers() -> None:
     def caller(n: int) -> None:
         results.append(cache.get_or_set("k", factory))
 
-    leader = threading.Thread(target=caller, args=(0,))
-    leader.start()
-    assert started.wait(timeout=30)
-    others = [threading.Thread(target=caller, args=(n,)) for n in range(1, N_THREADS)]
-    for thread in others:
-        thread.start()
-    time.sleep(0.2)  # let the others reach the flight (a late one finds the stored value)
-    release.set()
-    for thread in [leader, *others]:
-        thread.join(timeout=30)
-        assert not thread.is_alive()
+    run_flight(caller, started, release)
     assert calls == [1]
     assert len(results) == N_THREADS and all(r is result for r in results)
     assert cache.get("k") is result
@@ -195,17 +192,7 @@ def test_get_or_set_waiters_get_the_factorys_exception_and_nothing_is_stored() -
         except Failed as error:
             errors.append(error)
 
-    leader = threading.Thread(target=caller, args=(0,))
-    leader.start()
-    assert started.wait(timeout=30)
-    others = [threading.Thread(target=caller, args=(n,)) for n in range(1, N_THREADS)]
-    for thread in others:
-        thread.start()
-    time.sleep(0.3)  # let the others join the flight before it fails
-    release.set()
-    for thread in [leader, *others]:
-        thread.join(timeout=30)
-        assert not thread.is_alive()
+    run_flight(caller, started, release)
     assert len(errors) == N_THREADS  # every caller raised
     shared = Counter(id(error) for error in errors).most_common(1)[0][1]
     assert shared >= 2, "no caller shared the computing call's exception"

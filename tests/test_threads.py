@@ -8,24 +8,14 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from conftest import Expect, check_cache
+from conftest import Expect, check_cache, run_threads
 from flexcache import FlexCache
 from flexcache.testing import ManualClock
 
 N_THREADS = 8
-
-
-def run_threads(target: Callable[[int], None], count: int = N_THREADS) -> None:
-    threads = [threading.Thread(target=target, args=(n,)) for n in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-        assert not thread.is_alive(), "a thread hangs: deadlock?"
 
 
 @pytest.mark.parametrize("policy", ["lru", "random"])
