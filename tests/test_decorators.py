@@ -16,6 +16,7 @@ import inspect
 import os
 import pickle
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -23,7 +24,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from flexcache import CacheInfo, FlexCache, cached, cachedmethod
+from flexcache import CacheInfo, FlexCache, _decorators, cached, cachedmethod
 from flexcache.testing import ManualClock
 
 N_CALLERS = 6
@@ -516,8 +517,6 @@ def test_a_caller_that_misses_just_before_the_call_in_flight_lands_uses_its_resu
 ) -> None:
     """White-box: hold one caller between its miss and its joining the flights (by wrapping
     the private ``_Memo._join``) while the call in flight stores its result and lands."""
-    from flexcache import _decorators
-
     release = threading.Event()
     calls = Calls()
     results: list[object] = []
@@ -788,6 +787,37 @@ def test_an_async_call_with_its_own_key_from_inside_does_not_deadlock() -> None:
         return 10
 
     assert run(asyncio.wait_for(recursive(1), timeout=10)) == 11
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="eager tasks are new in Python 3.12")
+def test_single_flight_with_eager_tasks() -> None:
+    """Under an eager task factory, the computation's task starts running (and may finish)
+    inside ``create_task``, before the wrapper has recorded it."""
+    calls = Calls()
+
+    @cached
+    async def instant(x: int) -> int:
+        calls(x)
+        return x  # finishes in its first, eager step
+
+    @cached
+    async def slow(x: int) -> int:
+        calls(x)
+        await asyncio.sleep(0)
+        return x
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_task_factory(asyncio.eager_task_factory)  # type: ignore[attr-defined]
+        assert await instant(1) == 1
+        assert await instant(1) == 1
+        assert await asyncio.gather(*(slow(2) for _ in range(N_CALLERS))) == [2] * N_CALLERS
+        # White-box: the eager steps marked their flights in their tasks' contexts, not in
+        # this caller's (where a later call of the key would run instead of waiting).
+        assert _decorators._computing.get() == frozenset()
+
+    run(main())
+    assert calls.log == [((1,), {}), ((2,), {})]
+    assert slow.cache_info() == CacheInfo(0, N_CALLERS, None, 1)
 
 
 def test_async_result_too_large_is_returned_and_not_stored() -> None:
