@@ -7,7 +7,8 @@ the cache lets go, and statistics.
 """
 
 from flexcache._core import FlexCache
+from flexcache._decorators import CacheInfo, cached, cachedmethod
 from flexcache._types import CacheStats, RemovalCause
 
-__all__ = ["CacheStats", "FlexCache", "RemovalCause"]
+__all__ = ["CacheInfo", "CacheStats", "FlexCache", "RemovalCause", "cached", "cachedmethod"]
 __version__ = "0.1.0"
