@@ -131,9 +131,7 @@ def _key_of_call(key: _KeyFunction | None) -> _KeyOfCall:
 
 def _check_ttl(ttl: _Ttl) -> None:
     """Refuse a bad ``ttl`` at decoration, by ``set``'s own rules, rather than after a call."""
-    if ttl is not None:
-        probe: FlexCache[None, None] = FlexCache()
-        probe.set(None, None, ttl)
+    FlexCache._check_ttl(ttl)
 
 
 def _is_too_large(cache: FlexCache[Any, Any], error: ValueError) -> bool:
