@@ -1,7 +1,7 @@
 """A tour of FlexCache: ``python -m flexcache``.
 
 The README's examples run for real (the HTTP fetcher is a stub: no network),
-then a TTL under a manual clock, statistics, threads, asyncio, and a quick
+then a TTL under a manual clock, statistics, threads, asyncio, a memoized function, and a quick
 timing next to a plain dict.
 """
 
@@ -13,7 +13,7 @@ import threading
 import time
 from datetime import timedelta
 
-from flexcache import FlexCache
+from flexcache import FlexCache, cached
 from flexcache.aio import AsyncFlexCache
 from flexcache.testing import ManualClock
 
@@ -156,6 +156,19 @@ def demo_asyncio() -> None:
     asyncio.run(main())
 
 
+def demo_decorators() -> None:
+    section("(h) @cached: memoize a function, with a ttl and cache_info()")
+
+    @cached(max_items=128, ttl=timedelta(minutes=10))
+    def exchange_rate(base: str, *, quote: str) -> float:
+        print(f"  computing {base}/{quote} ...")
+        return {"EUR": 1.08, "GBP": 1.27}[base]
+
+    for base in ("EUR", "EUR", "GBP", "EUR"):
+        print(f"  exchange_rate({base!r}, quote='USD') -> {exchange_rate(base, quote='USD')}")
+    print(f"  {exchange_rate.cache_info()}")
+
+
 ROUNDS = 5
 
 
@@ -166,7 +179,7 @@ def per_op_ns(loop, n: int) -> float:
 
 
 def demo_timing(n: int = 100_000, small: int = 1_000, rounds: int = ROUNDS) -> None:
-    section(f"(h) Timing next to a plain dict: {n:,} ops a loop, best of {rounds} rounds")
+    section(f"(i) Timing next to a plain dict: {n:,} ops a loop, best of {rounds} rounds")
     keys = [f"key:{i}" for i in range(n)]
     few = keys[:small] * (n // small)  # the same `small` keys again and again: n lookups
     for k in keys:
@@ -247,6 +260,7 @@ def main() -> None:
     demo_stats()
     demo_threads()
     demo_asyncio()
+    demo_decorators()
     demo_timing()
 
 
