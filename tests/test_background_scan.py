@@ -7,6 +7,7 @@ import gc
 import os
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from collections.abc import Callable
@@ -84,6 +85,17 @@ def test_the_thread_reaps_what_the_manual_clock_says_is_due(tracker: Tracker) ->
     cache.__exit__(None, None, None)
 
 
+def test_with_the_real_clock_values_are_closed_with_nobody_calling(tracker: Tracker) -> None:
+    cache = FlexCache(background_scan=0.01)
+    values = [tracker(f"v{i}") for i in range(20)]
+    for i, value in enumerate(values):
+        cache.set(i, value, 0.05)
+    cache.set("kept", tracker("kept"))
+    assert eventually(lambda: all(value.closes == 1 for value in values))
+    assert len(cache) == 1
+    cache.__exit__(None, None, None)
+
+
 def test_a_raising_close_in_the_scan_thread_goes_to_the_unraisable_hook(
     tracker: Tracker, unraisable: list
 ) -> None:
@@ -145,32 +157,41 @@ def test_a_plain_cache_is_a_context_manager_too(tracker: Tracker) -> None:
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
-# CPython 3.12+ warns that forking a process with threads may deadlock the child: that risk,
-# for the scan thread, is what this test rules out.
-@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_after_fork_the_child_runs_its_own_scan_thread() -> None:
-    clock = ManualClock()
-    cache = FlexCache(clock=clock, background_scan=0.01)
-    cache.set("due", "x", 5)
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: report through the pipe, never return into pytest
-        ok = False
-        try:
+    """In a subprocess, so that pytest itself is never forked: the parent's cache has a scan
+    thread; the forked child's cache works and reaps through a scan thread of its own."""
+    code = textwrap.dedent(
+        """
+        import os, threading, time, warnings
+        from flexcache import FlexCache
+        from flexcache.testing import ManualClock
+
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads
+        clock = ManualClock()
+        cache = FlexCache(clock=clock, background_scan=0.01)
+        cache.set("due", "x", 5)
+
+        def scan_threads():
+            return sum(t.name == "flexcache-scan" for t in threading.enumerate())
+
+        pid = os.fork()
+        if pid == 0:
             clock.advance(10)
-            ok = eventually(lambda: "due" not in cache, timeout=20) and scan_threads() == 1
+            deadline = time.monotonic() + 20
+            while "due" in cache and time.monotonic() < deadline:
+                time.sleep(0.005)
             cache.set("child", 1)
-            ok = ok and cache.get("child") == 1
-        finally:
-            os.write(write, b"1" if ok else b"0")
-            os._exit(0)
-    os.close(write)
-    answer = os.read(read, 1)
-    os.close(read)
-    os.waitpid(pid, 0)
-    assert answer == b"1"
-    assert "due" in cache  # the parent's clock did not move
-    cache.__exit__(None, None, None)
+            ok = "due" not in cache and cache.get("child") == 1 and scan_threads() == 1
+            os._exit(0 if ok else 1)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, "the child's cache failed"
+        assert "due" in cache and scan_threads() == 1  # the parent's clock did not move
+        print("ok")
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
 
 
 @pytest.mark.parametrize("period", ["0.001", "3600"])

@@ -1161,3 +1161,20 @@ def test_cachedmethod_needs_a_function_of_self() -> None:
         cachedmethod(FlexCache())  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="cache\\(self\\)"):
         cachedmethod(None)  # type: ignore[arg-type]
+
+
+def test_counts_go_on_after_cache_clear_and_after_reads() -> None:
+    @cached
+    def double(x: int) -> int:
+        return 2 * x
+
+    double(1)
+    double(1)
+    assert double.cache_info()[:2] == (1, 1)
+    assert double.cache_info()[:2] == (1, 1)  # reading twice changes nothing
+    double.cache_clear()
+    assert double.cache_info()[:2] == (0, 0)
+    double(1)
+    double(1)
+    double(1)
+    assert double.cache_info()[:2] == (2, 1)

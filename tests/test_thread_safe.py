@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Callable
 
 import pytest
-from conftest import Closable, Tracker, run_threads
+from conftest import Closable, Tracker, check_cache, run_threads
 from flexcache import FlexCache
 
 N_THREADS = 8
@@ -74,8 +74,9 @@ def test_two_threads_setting_one_key_store_one_value_and_raise_one_key_error() -
         assert len(cache) == 1
 
 
+@pytest.mark.parametrize("policy", ["lru", "fifo", "random"])
 def test_many_threads_with_blocking_callbacks_never_fail_and_close_each_value_once(
-    busy_switching: None, tracker: Tracker
+    policy: str, busy_switching: None, tracker: Tracker
 ) -> None:
     """Values whose item_size() and close() give the GIL away, and an on_remove that reads the
     cache: under thread_safe=True no call raises RuntimeError, nothing deadlocks, and at the
@@ -86,7 +87,7 @@ def test_many_threads_with_blocking_callbacks_never_fail_and_close_each_value_on
         removed[str(cause)] += 1
         cache.peek(key)  # a callback calling back into the cache
 
-    cache = FlexCache("lru", max_items=40, max_bytes=150, on_remove=on_remove, thread_safe=True)
+    cache = FlexCache(policy, max_items=40, max_bytes=150, on_remove=on_remove, thread_safe=True)
     created: list[Closable] = []
     popped: list[object] = []
     failures: list[BaseException] = []
@@ -136,7 +137,10 @@ def test_many_threads_with_blocking_callbacks_never_fail_and_close_each_value_on
 
     run_threads(worker)
     assert failures == []
-    assert cache.items <= 40 and cache.bytes <= 150
+    check_cache(cache)
+    # Every removal told (a factory result that lost to a live entry is told too, as
+    # replaced, though it was never an entry, so never counted as one).
+    assert sum(removed.values()) >= sum(cache.stats()[3:7])
     cache.clear()
     popped_ids = {id(v) for v in popped}
     for value in created:
@@ -264,3 +268,88 @@ def test_thread_safe_cache_without_contention_behaves_as_the_plain_one(tracker: 
         assert b.closes == 1 and a.closes == 0
         cache.clear()
         assert a.closes == 1 and c.closes == 1
+
+
+def test_a_blocking_close_does_not_block_other_threads_gets() -> None:
+    """close() runs with the lock released: while one thread's close() sleeps, another
+    thread's gets proceed."""
+    cache = FlexCache(thread_safe=True)
+    closing = threading.Event()
+    closed = threading.Event()
+    gets_during_close: list[int] = []
+
+    class Slow:
+        def close(self) -> None:
+            closing.set()
+            time.sleep(0.2)  # blocks this thread, with the GIL released
+            closed.set()
+
+    cache.set("slow", Slow())
+    cache.set("other", 1)
+
+    def reader() -> None:
+        assert closing.wait(timeout=30)
+        count = 0
+        while not closed.is_set():
+            assert cache.get("other") == 1
+            count += 1
+        gets_during_close.append(count)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    assert cache.delete("slow")  # runs Slow.close() in this thread
+    thread.join(timeout=30)
+    assert gets_during_close and gets_during_close[0] > 0
+
+
+def test_item_size_and_close_may_reenter_the_cache_from_the_same_thread() -> None:
+    cache = FlexCache("lru", max_items=2, thread_safe=True)
+
+    class Reentrant:
+        def __init__(self, name: str) -> None:
+            self.name = name
+            self.closed = False
+
+        def item_size(self) -> int:
+            cache.get("anything")  # the same cache, from inside set()
+            return 1
+
+        def close(self) -> None:
+            # The same cache, from inside the release of this value: a read and a store.
+            self.seen = cache.peek("b")
+            cache.put("note", self.name)
+            self.closed = True
+
+    first, second = Reentrant("a"), object()
+    cache.set("a", first)
+    cache.set("b", second)
+    cache.set("c", 3)  # evicts "a", whose close() reads "b" and stores a note (evicting "b")
+    assert first.closed and first.seen is second
+    assert cache.get("note") == "a"
+
+
+def test_get_or_set_on_different_keys_runs_in_parallel() -> None:
+    """Two factories for two keys each wait for the other to start: they can only both
+    finish if neither waits for the other's flight."""
+    cache = FlexCache(thread_safe=True)
+    started = {"a": threading.Event(), "b": threading.Event()}
+    results: dict[str, str] = {}
+
+    def factory(mine: str, theirs: str) -> str:
+        started[mine].set()
+        assert started[theirs].wait(timeout=30), "the other key's factory never started"
+        return mine
+
+    def caller(key: str, other: str) -> None:
+        results[key] = cache.get_or_set(key, lambda: factory(key, other))
+
+    threads = [
+        threading.Thread(target=caller, args=("a", "b")),
+        threading.Thread(target=caller, args=("b", "a")),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+        assert not thread.is_alive()
+    assert results == {"a": "a", "b": "b"}

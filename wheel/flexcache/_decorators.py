@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import itertools
 import os
 import threading
 import weakref
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Iterator
 from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any, Concatenate, NamedTuple, ParamSpec, Protocol, TypeVar, cast, overload
@@ -205,8 +206,15 @@ class _Memo:
         # or an item_size() runs, so that those may call the wrapper again.
         self._lock = threading.Lock()
         self._flights: dict[Hashable, Any] = {}
-        self._hits = 0
-        self._misses = 0
+        # ``next()`` of an ``itertools.count`` is one C call: atomic where ``+= 1`` on an
+        # attribute is not, and without the lock, which the hit path cannot afford.
+        # They are never replaced (the hit path holds ``next`` of the one for hits): reading
+        # one advances it, and a clear starts from where it is, so each has a skew, the
+        # ``next()`` calls that were not a hit or a miss.
+        self._hits = itertools.count()
+        self._misses = itertools.count()
+        self._hit_skew = 0
+        self._miss_skew = 0
         _memos.add(self)
 
     def forget_flights(self) -> None:
@@ -218,20 +226,25 @@ class _Memo:
 
     def count(self, *, hit: bool) -> None:
         if self._counting:
-            with self._lock:
-                if hit:
-                    self._hits += 1
-                else:
-                    self._misses += 1
+            next(self._hits if hit else self._misses)
+
+    @property
+    def hits(self) -> Iterator[int]:
+        """The count of hits, for the hit path to advance itself (``next``)."""
+        return self._hits
 
     def info(self, cache: FlexCache[Any, Any]) -> CacheInfo:
         with self._lock:
-            hits, misses = self._hits, self._misses
+            hits = next(self._hits) - self._hit_skew
+            misses = next(self._misses) - self._miss_skew
+            self._hit_skew += 1
+            self._miss_skew += 1
         return CacheInfo(hits, misses, cache.max_items or None, len(cache))
 
     def clear(self, cache: FlexCache[Any, Any]) -> None:
         with self._lock:
-            self._hits = self._misses = 0
+            self._hit_skew = next(self._hits) + 1
+            self._miss_skew = next(self._misses) + 1
         cache.clear()
 
     def _join(self, flight_key: Hashable, new_flight: Callable[[], Any]) -> tuple[Any, bool]:
@@ -405,26 +418,31 @@ def _function_wrapper(
     function: Callable[..., Any], memo: _Memo, cache: FlexCache[Any, Any], key_of: _KeyOfCall
 ) -> Callable[..., Any]:
     _check_callable(function)
+    get = cache.get
+    hits = memo.hits  # the count itself, never replaced: next(hits) counts a hit
+    plain_key = key_of is _default_key
     if inspect.iscoroutinefunction(function):
 
         @functools.wraps(function)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            key = key_of(args, kwargs)
-            value = cache.get(key, _MISSING)
+            key = args if plain_key and not kwargs else key_of(args, kwargs)
+            value = get(key, _MISSING)
             if value is _MISSING:
                 return await memo.call_async(cache, key, function, args, kwargs)
-            memo.count(hit=True)
+            next(hits)
             return value
 
         return async_wrapper
 
+    # The hit path, as lean as Python allows (each name a local, the default key of
+    # positional arguments alone taken as it comes): it is what a memoized call costs.
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        key = key_of(args, kwargs)
-        value = cache.get(key, _MISSING)
+        key = args if plain_key and not kwargs else key_of(args, kwargs)
+        value = get(key, _MISSING)
         if value is _MISSING:
             return memo.call(cache, key, function, args, kwargs)
-        memo.count(hit=True)
+        next(hits)
         return value
 
     return wrapper
