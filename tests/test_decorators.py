@@ -1178,3 +1178,47 @@ def test_counts_go_on_after_cache_clear_and_after_reads() -> None:
     double(1)
     double(1)
     assert double.cache_info()[:2] == (2, 1)
+
+
+@cached(max_items=64)
+def module_level_add(a: int, b: int) -> int:
+    return a + b
+
+
+def test_the_native_hit_path_keeps_a_functions_surface() -> None:
+    """With the default key the wrapper is native (flexcache._core.CachedCall): it must still
+    look, bind, pickle and count like the function it wraps."""
+    assert module_level_add(1, 2) == 3
+    assert module_level_add(1, 2) == 3
+    assert module_level_add.__name__ == "module_level_add"
+    assert module_level_add.__qualname__ == "module_level_add"
+    assert module_level_add.__module__ == __name__
+    assert inspect.signature(module_level_add) == inspect.signature(module_level_add.__wrapped__)
+    assert pickle.loads(pickle.dumps(module_level_add)) is module_level_add
+    assert copy.deepcopy(module_level_add) is module_level_add
+    info = module_level_add.cache_info()
+    assert (info.hits, info.misses) == (1, 1)
+    # Keyword arguments take the Python path and share the counts.
+    assert module_level_add(a=1, b=2) == 3 and module_level_add(b=2, a=1) == 3
+    assert module_level_add.cache_info()[:2] == (2, 2)
+    module_level_add.cache_clear()
+    assert module_level_add.cache_info()[:2] == (0, 0)
+    module_level_add(5, 5)
+    module_level_add(5, 5)
+    assert module_level_add.cache_info()[:2] == (1, 1)
+
+
+def test_cached_on_a_method_binds_like_a_function() -> None:
+    class Counter:
+        def __init__(self) -> None:
+            self.runs = 0
+
+        @cached
+        def twice(self, x: int) -> int:
+            self.runs += 1
+            return 2 * x
+
+    counter = Counter()
+    assert counter.twice(3) == 6 and counter.twice(3) == 6
+    assert counter.runs == 1  # self is part of the key: one run for (counter, 3)
+    assert Counter.twice(counter, 3) == 6 and counter.runs == 1

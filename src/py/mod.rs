@@ -25,6 +25,7 @@ mod fastcall;
 mod flight;
 mod guard;
 mod key;
+mod memo;
 mod types;
 
 use std::sync::{Arc, OnceLock};
@@ -1276,5 +1277,6 @@ fn core_module(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<KeyIterator>()?;
     fastcall::install(&module.py().get_type::<FlexCachePy>())?;
     module.add_class::<ManualClockPy>()?;
+    module.add_class::<memo::CachedCall>()?;
     Ok(())
 }

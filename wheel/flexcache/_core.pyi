@@ -7,7 +7,7 @@ from typing import Any, Generic, Literal, TypeVar, final, overload
 
 from flexcache._types import CacheStats, RemovalCause
 
-__all__ = ["FlexCache", "FlexCacheKeyIterator", "ManualClock"]
+__all__ = ["CachedCall", "FlexCache", "FlexCacheKeyIterator", "ManualClock"]
 
 _K = TypeVar("_K")
 _V = TypeVar("_V")
@@ -166,3 +166,15 @@ class FlexCache(Generic[_K, _V]):
     def __contains__(self, key: object, /) -> bool: ...
     def __sizeof__(self) -> int:
         """The object's size plus the native memory of its tables (not keys or values)."""
+
+@final
+class CachedCall:
+    """``flexcache.cached``'s native hit path for a plain function with the default key."""
+
+    def __new__(cls, cache: FlexCache[Any, Any], slow: Callable[..., Any]) -> CachedCall: ...
+    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
+    def __get__(self, instance: object, owner: object = None, /) -> Any: ...
+    def __reduce__(self) -> str: ...
+    @property
+    def hits(self) -> int:
+        """Calls answered here, from the cache."""

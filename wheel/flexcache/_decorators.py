@@ -20,7 +20,7 @@ from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any, Concatenate, NamedTuple, ParamSpec, Protocol, TypeVar, cast, overload
 
-from flexcache._core import FlexCache
+from flexcache._core import CachedCall, FlexCache
 
 __all__ = ["CacheInfo", "CachedFunction", "CachedMethod", "cached", "cachedmethod"]
 
@@ -445,7 +445,20 @@ def _function_wrapper(
         next(hits)
         return value
 
-    return wrapper
+    if not plain_key:
+        return wrapper
+
+    def missed(args: tuple[Any, ...]) -> Any:
+        # The native call looked the key up (and the cache counted the miss).
+        return memo.call(cache, args, function, args, {})
+
+    wrapper.missed = missed  # type: ignore[attr-defined]
+    # With the default key, the call itself is native: the argument tuple is the key,
+    # looked up and counted in one call (CachedCall, src/py/memo.rs); keyword arguments
+    # and misses come back to the wrapper above.
+    native = CachedCall(cache, wrapper)
+    functools.update_wrapper(native, function)
+    return native
 
 
 def _method_wrapper(
@@ -533,13 +546,20 @@ def cached(
         the_cache = FlexCache(**cache_args) if given is None else given
         memo = _Memo(ttl, counting=True)
         wrapper: Any = _function_wrapper(function, memo, the_cache, key_of)
+        # Hits answered natively are counted there; a clear starts them from where they are.
+        native_hits_at_clear = [0]
+
+        def native_hits() -> int:
+            return wrapper.hits if isinstance(wrapper, CachedCall) else 0
 
         def cache_info() -> CacheInfo:
             """This function's hits and misses, and the size of its cache."""
-            return memo.info(the_cache)
+            info = memo.info(the_cache)
+            return info._replace(hits=info.hits + native_hits() - native_hits_at_clear[0])
 
         def cache_clear() -> None:
             """Empty the cache (closing its values) and start the counts again from zero."""
+            native_hits_at_clear[0] = native_hits()
             memo.clear(the_cache)
 
         wrapper.cache = the_cache
