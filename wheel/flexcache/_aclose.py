@@ -29,25 +29,44 @@ def let_go(value: Any) -> None:
     except RuntimeError:
         loop = None
     if loop is None or loop.is_closed():
-        warning = NeverAwaitedWarning(
-            f"{type(value).__name__}.aclose() was never awaited: a synchronous FlexCache let "
-            "the value go with no running event loop (use flexcache.aio.AsyncFlexCache)"
+        report_never_awaited(
+            value,
+            "a synchronous FlexCache let the value go with no running event loop "
+            "(use flexcache.aio.AsyncFlexCache)",
         )
-        _report(warning, value)
         return
-    task = loop.create_task(_aclose(value))
+    task = loop.create_task(aclose_reporting(value, _LET_GO))
     _pending.add(task)
     task.add_done_callback(_pending.discard)
 
 
-async def _aclose(value: Any) -> None:
+_LET_GO = "Exception ignored while FlexCache let go of a value with aclose()"
+
+
+def report_never_awaited(value: Any, why: str) -> None:
+    """Reports a value whose ``aclose()`` nothing could await (``why`` says where)."""
+    warning = NeverAwaitedWarning(f"{type(value).__name__}.aclose() was never awaited: {why}")
+    report(warning, "Exception ignored while FlexCache let go of a value", value)
+
+
+async def aclose_reporting(value: Any, message: str) -> None:
+    """``await value.aclose()``, an error reported (``message``) rather than raised."""
     try:
         await value.aclose()
+    except (KeyboardInterrupt, SystemExit):
+        raise
     except BaseException as error:  # reported, never lost
-        _report(error, value)
-        if isinstance(error, (KeyboardInterrupt, SystemExit)):
-            raise
+        report(error, message, value)
 
 
-def _report(error: BaseException, value: Any) -> None:
-    report(error, "Exception ignored while FlexCache let go of a value with aclose()", value)
+def close_reporting(value: Any, message: str) -> None:
+    """``value.close()`` if it has one, an error reported (``message``) rather than raised."""
+    close = getattr(value, "close", None)
+    if close is None:
+        return
+    try:
+        close()
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as error:  # reported, never lost
+        report(error, message, value)

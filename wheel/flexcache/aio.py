@@ -26,9 +26,9 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, Generic, TypeVar
 
+from flexcache._aclose import aclose_reporting, close_reporting, report_never_awaited
 from flexcache._core import FlexCache
 from flexcache._types import CacheStats, RemovalCause
-from flexcache._unraisable import report
 from flexcache.testing import ManualClock
 
 _Ttl = timedelta | datetime | int | float | None
@@ -98,26 +98,20 @@ class AsyncFlexCache(Generic[_K, _V]):
     def _close_outside_a_call(self, value: object) -> None:
         aclose = getattr(value, "aclose", None)
         if aclose is None:
-            _close_now(value)
+            close_reporting(value, _CLOSE_FAILED)
             return
         loop = self._loop
         if loop is not None and loop.is_running() and not loop.is_closed():
-            future = asyncio.run_coroutine_threadsafe(_aclose_reporting(value), loop)
+            future = asyncio.run_coroutine_threadsafe(aclose_reporting(value, _ACLOSE_FAILED), loop)
             del future  # the loop holds the task until it ends
             return
-        close = getattr(value, "close", None)
-        if close is not None:
-            _close_now(value)
+        if getattr(value, "close", None) is not None:
+            close_reporting(value, _CLOSE_FAILED)
             return
-        from flexcache._aclose import NeverAwaitedWarning
-
-        report(
-            NeverAwaitedWarning(
-                f"{type(value).__name__}.aclose() was never awaited: an AsyncFlexCache let "
-                "the value go outside any call, with no running event loop to await it on"
-            ),
-            "Exception ignored while an AsyncFlexCache let go of a value",
+        report_never_awaited(
             value,
+            "an AsyncFlexCache let the value go outside any call, with no running event loop "
+            "to await it on",
         )
 
     @contextlib.contextmanager
@@ -317,30 +311,13 @@ def _forget(
         del flights[key]
 
 
+_ACLOSE_FAILED = "Exception ignored in aclose() of a value an AsyncFlexCache let go"
+_CLOSE_FAILED = "Exception ignored in close() of a value an AsyncFlexCache let go"
+
+
 async def _close_all(values: list[object]) -> None:
     for value in values:
         if getattr(value, "aclose", None) is not None:
-            await _aclose_reporting(value)
+            await aclose_reporting(value, _ACLOSE_FAILED)
         else:
-            _close_now(value)
-
-
-async def _aclose_reporting(value: Any) -> None:
-    try:
-        await value.aclose()
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except BaseException as error:  # reported, never lost
-        report(error, "Exception ignored in aclose() of a value an AsyncFlexCache let go", value)
-
-
-def _close_now(value: Any) -> None:
-    close = getattr(value, "close", None)
-    if close is None:
-        return
-    try:
-        close()
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except BaseException as error:  # reported, never lost
-        report(error, "Exception ignored in close() of a value an AsyncFlexCache let go", value)
+            close_reporting(value, _CLOSE_FAILED)
