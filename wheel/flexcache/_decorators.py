@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any, Concatenate, NamedTuple, ParamSpec, Protocol, TypeVar, cast, overload
 
 from flexcache._core import CachedCall, FlexCache
+from flexcache._flights import SharedTask
 
 __all__ = ["CacheInfo", "CachedFunction", "CachedMethod", "cached", "cachedmethod"]
 
@@ -173,20 +174,6 @@ class _ThreadFlight:
         if self._error is not None:
             raise self._error
         return self._value
-
-
-class _TaskFlight:
-    """A call in progress in a task of its own, which the callers with its key await.
-
-    A task of its own, so that the cancellation of one caller does not reach it while
-    another still waits; when the last one goes, it is cancelled.
-    """
-
-    __slots__ = ("task", "waiters")
-
-    def __init__(self) -> None:
-        self.task: asyncio.Task[Any] | None = None
-        self.waiters = 0
 
 
 def _retrieve_outcome(task: asyncio.Task[Any]) -> None:
@@ -342,7 +329,7 @@ class _Memo:
         loop = asyncio.get_running_loop()
         # A task can only await a task of its own loop, so each loop has its own flights.
         flight_key = (loop, id(cache), key)
-        flight, leading = self._join(flight_key, _TaskFlight)
+        flight, leading = self._join(flight_key, SharedTask)
         self.count(hit=False)
         if not leading and flight in _computing.get():
             # The computation awaits its own key: it would wait for itself forever.
@@ -364,7 +351,7 @@ class _Memo:
     async def _compute(
         self,
         flight_key: Hashable,
-        flight: _TaskFlight,
+        flight: SharedTask,
         cache: FlexCache[Any, Any],
         key: Hashable,
         function: Callable[..., Awaitable[Any]],
@@ -379,19 +366,8 @@ class _Memo:
         finally:
             self._land(flight_key, flight)
 
-    async def _await(self, flight_key: Hashable, flight: _TaskFlight) -> Any:
-        task = flight.task
-        assert task is not None, "a flight is awaited only once its task exists"
-        flight.waiters += 1
-        try:
-            return await asyncio.shield(task)
-        finally:
-            flight.waiters -= 1
-            if flight.waiters == 0 and not task.done():
-                # The last waiter was cancelled and nobody wants the result any more.
-                # Callers from now on start a computation of their own.
-                self._land(flight_key, flight)
-                task.cancel()
+    async def _await(self, flight_key: Hashable, flight: SharedTask) -> Any:
+        return await flight.wait(abandoned=functools.partial(self._land, flight_key, flight))
 
 
 _memos: weakref.WeakSet[_Memo] = weakref.WeakSet()

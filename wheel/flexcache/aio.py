@@ -28,6 +28,7 @@ from typing import Any, Generic, TypeVar
 
 from flexcache._aclose import aclose_reporting, close_reporting, report_never_awaited
 from flexcache._core import FlexCache
+from flexcache._flights import SharedTask
 from flexcache._types import CacheStats, RemovalCause
 from flexcache.testing import ManualClock
 
@@ -37,16 +38,6 @@ _V = TypeVar("_V")
 _MISSING: Any = object()
 
 __all__ = ["AsyncFlexCache"]
-
-
-class _Flight:
-    """One ``get_or_set`` computation and how many callers still wait for it."""
-
-    __slots__ = ("task", "waiters")
-
-    def __init__(self, task: asyncio.Task[Any]) -> None:
-        self.task = task
-        self.waiters = 0
 
 
 class AsyncFlexCache(Generic[_K, _V]):
@@ -70,7 +61,7 @@ class AsyncFlexCache(Generic[_K, _V]):
         # The loop of the latest call: where a value let go outside any call (by the
         # background scan thread, say) has its aclose() scheduled.
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._flights: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Any, _Flight]]
+        self._flights: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Any, SharedTask]]
         self._flights = weakref.WeakKeyDictionary()
         self.sync: FlexCache[_K, _V] = FlexCache(
             eviction_policy,  # type: ignore[arg-type]
@@ -203,19 +194,11 @@ class AsyncFlexCache(Generic[_K, _V]):
         flights = self._flights.setdefault(loop, {})
         flight = flights.get(key)
         if flight is None:
-            flight = _Flight(loop.create_task(self._compute(key, factory, ttl)))
-            flights[key] = flight
-            flight.task.add_done_callback(partial(_forget, flights, key, flight))
-        flight.waiters += 1
-        try:
-            return await asyncio.shield(flight.task)
-        except asyncio.CancelledError:
-            if not flight.task.done() and flight.waiters == 1:
-                # The last caller left: nobody will read the result.
-                flight.task.cancel()
-            raise
-        finally:
-            flight.waiters -= 1
+            task = loop.create_task(self._compute(key, factory, ttl))
+            flight = flights[key] = SharedTask(task)
+            task.add_done_callback(lambda _task: _forget(flights, key, flight))
+        made: _V = await flight.wait(abandoned=partial(_forget, flights, key, flight))
+        return made
 
     async def _compute(self, key: _K, factory: Callable[[], Any], ttl: _Ttl) -> Any:
         made = factory()
@@ -304,9 +287,7 @@ class AsyncFlexCache(Generic[_K, _V]):
         return self.sync.background_scan
 
 
-def _forget(
-    flights: dict[Any, _Flight], key: object, flight: _Flight, _task: asyncio.Task[Any]
-) -> None:
+def _forget(flights: dict[Any, SharedTask], key: object, flight: SharedTask) -> None:
     if flights.get(key) is flight:
         del flights[key]
 
