@@ -1260,3 +1260,19 @@ def test_cachetools_cachedmethod_with_flexcache() -> None:
     assert two.loads == [1]
     assert len(one.cache) == 2
     assert len(two.cache) == 1
+
+
+def test_a_value_too_large_for_max_bytes_is_a_too_large_error() -> None:
+    from flexcache import TooLargeError
+
+    class Big:
+        def item_size(self) -> int:
+            return 11
+
+    cache = FlexCache(max_bytes=10)
+    for store in (cache.set, cache.put):
+        with pytest.raises(TooLargeError, match="larger than max_bytes"):
+            store("k", Big())
+    with pytest.raises(TooLargeError):
+        cache.set_many({"k": Big()})
+    assert issubclass(TooLargeError, ValueError) and len(cache) == 0

@@ -134,6 +134,14 @@ struct FlexCachePy {
     scanner: OnceLock<Py<PyAny>>,
 }
 
+pyo3::create_exception!(
+    flexcache,
+    TooLargeError,
+    PyValueError,
+    "A value larger than the cache's max_bytes on its own: a ValueError that says so, for \
+     callers (the decorators) that hand such a value back unstored."
+);
+
 /// Why the engine refused a single store.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum StoreRefusal {
@@ -381,7 +389,7 @@ impl FlexCachePy {
         let max_bytes = Self::with_engine(slf, TimeRule::Untimed, |engine, _, _| {
             engine.config().max_bytes
         })?;
-        Ok(PyValueError::new_err(format!(
+        Ok(TooLargeError::new_err(format!(
             "item size {size} is larger than max_bytes ({max_bytes})"
         )))
     }
@@ -1278,5 +1286,6 @@ fn core_module(module: &Bound<'_, PyModule>) -> PyResult<()> {
     fastcall::install(&module.py().get_type::<FlexCachePy>())?;
     module.add_class::<ManualClockPy>()?;
     module.add_class::<memo::CachedCall>()?;
+    module.add("TooLargeError", module.py().get_type::<TooLargeError>())?;
     Ok(())
 }

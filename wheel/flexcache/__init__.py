@@ -6,9 +6,17 @@ through ``item_size()`` (or a ``weigher``), ``close()`` called on every value
 the cache lets go, and statistics.
 """
 
-from flexcache._core import FlexCache
+from flexcache._core import FlexCache, TooLargeError
 from flexcache._decorators import CacheInfo, cached, cachedmethod
 from flexcache._types import CacheStats, RemovalCause
 
-__all__ = ["CacheInfo", "CacheStats", "FlexCache", "RemovalCause", "cached", "cachedmethod"]
+__all__ = [
+    "CacheInfo",
+    "CacheStats",
+    "FlexCache",
+    "RemovalCause",
+    "TooLargeError",
+    "cached",
+    "cachedmethod",
+]
 __version__ = "0.1.0"

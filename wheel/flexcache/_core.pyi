@@ -7,7 +7,7 @@ from typing import Any, Generic, Literal, TypeVar, final, overload
 
 from flexcache._types import CacheStats, RemovalCause
 
-__all__ = ["CachedCall", "FlexCache", "FlexCacheKeyIterator", "ManualClock"]
+__all__ = ["CachedCall", "FlexCache", "FlexCacheKeyIterator", "ManualClock", "TooLargeError"]
 
 _K = TypeVar("_K")
 _V = TypeVar("_V")
@@ -178,3 +178,6 @@ class CachedCall:
     @property
     def hits(self) -> int:
         """Calls answered here, from the cache."""
+
+class TooLargeError(ValueError):
+    """A value larger than the cache's ``max_bytes`` on its own."""

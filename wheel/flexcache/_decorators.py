@@ -20,7 +20,7 @@ from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any, Concatenate, NamedTuple, ParamSpec, Protocol, TypeVar, cast, overload
 
-from flexcache._core import CachedCall, FlexCache
+from flexcache._core import CachedCall, FlexCache, TooLargeError
 from flexcache._flights import SharedTask
 
 __all__ = ["CacheInfo", "CachedFunction", "CachedMethod", "cached", "cachedmethod"]
@@ -136,15 +136,6 @@ def _check_ttl(ttl: _Ttl) -> None:
     FlexCache._check_ttl(ttl)
 
 
-def _is_too_large(cache: FlexCache[Any, Any], error: ValueError) -> bool:
-    # ``set`` raises ValueError for a value larger than max_bytes, but also for a bad
-    # ``item_size()``; only the first is a result to hand back unstored. The size cannot
-    # be measured here beforehand: ``item_size()`` and the weigher are called exactly
-    # once, by the ``set``.
-    limit = cache.max_bytes
-    return limit > 0 and str(error).endswith(f" is larger than max_bytes ({limit})")
-
-
 # --- calls in flight -------------------------------------------------------------------------
 
 _computing: ContextVar[frozenset[object]] = ContextVar("flexcache_computing", default=frozenset())
@@ -257,9 +248,8 @@ class _Memo:
             # call still returns its own result.
             if not (error.args and error.args[0] is key):
                 raise
-        except ValueError as error:
-            if not _is_too_large(cache, error):
-                raise
+        except TooLargeError:
+            pass  # larger than max_bytes on its own: handed back, not stored
 
     def call(
         self,
