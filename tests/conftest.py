@@ -43,6 +43,9 @@ import pytest
 from flexcache import FlexCache
 from flexcache.testing import ManualClock
 
+#: Every built-in eviction policy, for the suites that must hold under each.
+POLICIES = ("lru", "fifo", "random", "lfu", "tinylfu")
+
 
 class Closable:
     """A cache value that records every call of its ``close()``."""

@@ -13,12 +13,13 @@ from fractions import Fraction
 
 import pytest
 from conftest import MISSING, Expect, Val, check_cache, filled
+from conftest import POLICIES as ALL_POLICIES
 from flexcache import FlexCache
 from flexcache.testing import ManualClock
 
 INF = math.inf
 I64_MAX = 2**63 - 1
-POLICIES = pytest.mark.parametrize("policy", ["lru", "fifo", "random"])
+POLICIES = pytest.mark.parametrize("policy", ALL_POLICIES)
 
 
 class IntSub(int):

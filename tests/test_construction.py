@@ -8,6 +8,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 import pytest
+from conftest import POLICIES
 from flexcache import FlexCache
 from flexcache.testing import ManualClock
 
@@ -110,7 +111,7 @@ def test_argument_given_twice() -> None:
 
 
 @FORMS
-@pytest.mark.parametrize("policy", ["lru", "fifo", "random"])
+@pytest.mark.parametrize("policy", POLICIES)
 def test_policy_accepted(form: str, policy: str) -> None:
     cache = build(form, eviction_policy=policy)
     assert cache.eviction_policy == policy
@@ -130,8 +131,8 @@ def test_policy_unknown_string_is_value_error_naming_choices(form: str, policy: 
     with pytest.raises(ValueError) as info:
         build(form, eviction_policy=policy)
     message = str(info.value)
-    for choice in ("lru", "fifo", "random"):
-        assert choice in message
+    for choice in POLICIES:
+        assert f"'{choice}'" in message
 
 
 @FORMS

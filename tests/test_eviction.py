@@ -8,11 +8,12 @@ from collections import Counter, OrderedDict
 from datetime import timedelta
 
 import pytest
+from conftest import POLICIES as ALL_POLICIES
 from flexcache import FlexCache
 from flexcache.testing import ManualClock
 
 INF = math.inf
-POLICIES = pytest.mark.parametrize("policy", ["lru", "fifo", "random"])
+POLICIES = pytest.mark.parametrize("policy", ALL_POLICIES)
 
 
 def fill(cache: FlexCache, tracker, names: str, size: int | None = None) -> dict:

@@ -10,7 +10,7 @@ import sys
 import weakref
 
 import pytest
-from conftest import Expect, Val
+from conftest import POLICIES, Expect, Val
 from flexcache import FlexCache
 from flexcache.testing import ManualClock
 
@@ -217,7 +217,7 @@ def test_refcounts_with_subclass_keys() -> None:
     assert refcounts(watched) == before
 
 
-@pytest.mark.parametrize("policy", ["lru", "fifo", "random"])
+@pytest.mark.parametrize("policy", POLICIES)
 def test_refcounts_after_eviction(policy: str) -> None:
     cache = FlexCache(policy, max_items=1)
     key, other = fresh_key("evicted"), fresh_key("other")
@@ -420,7 +420,7 @@ def test_two_million_evictions_leave_memory_flat() -> None:
     expect.verify(absent=keys[:-500])
 
 
-@pytest.mark.parametrize("policy", ["lru", "fifo", "random"])
+@pytest.mark.parametrize("policy", POLICIES)
 def test_evictions_with_close_balance_refcounts(policy: str) -> None:
     cache = FlexCache(policy, max_items=1000)
     value = Shared()

@@ -15,12 +15,13 @@ from datetime import timedelta
 
 import cachetools
 import pytest
+from conftest import POLICIES as ALL_POLICIES
 from flexcache import FlexCache
 from flexcache.testing import ManualClock
 
 INF = math.inf
 ORDERED = pytest.mark.parametrize("policy", ["lru", "fifo"])
-POLICIES = pytest.mark.parametrize("policy", ["lru", "fifo", "random"])
+POLICIES = pytest.mark.parametrize("policy", ALL_POLICIES)
 
 
 class Boom(Exception):

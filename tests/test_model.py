@@ -14,10 +14,13 @@ Model semantics (SPEC plus README's "Semantics we chose"):
   a ``set`` that needs room) is a scan and sets ``last_scan``;
 - ``set``: a size over ``max_bytes`` is ``ValueError``, a live holder ``KeyError``, an expired
   holder is reaped; then, if over a limit, every expired entry is reaped and live ones are
-  evicted by policy (LRU: ``set`` and a ``get`` hit refresh; FIFO: insertion order; random:
-  any live entry but the new one: the model accepts the victim the cache reports through the
-  ``close()`` log and checks that it was a legal choice and that no more were evicted than
-  needed);
+  evicted by policy (LRU: ``set`` and a ``get`` hit refresh; FIFO: insertion order; LFU: the
+  lowest count, 1 at ``set`` and one more per ``get`` hit, ties to the least recently used;
+  random: any live entry but the new one: the model accepts the victim the cache reports
+  through the ``close()`` log and checks that it was a legal choice and that no more were
+  evicted than needed); ``tinylfu`` as random, except that it stores the new entry first and
+  then makes room, so the new entry may be the one that goes (lost its admission) -- the
+  model checks everything but which live entry was chosen;
 - ``in`` never reaps and never refreshes;
 - within one operation values are closed in the order they left: expired (and deleted or
   cleared) ones first, in any order, then eviction victims in eviction order.
@@ -31,6 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from conftest import POLICIES
 from flexcache import FlexCache
 from flexcache.testing import ManualClock
 from hypothesis import HealthCheck, settings
@@ -85,6 +89,7 @@ class Entry:
     value: Value
     size: int
     deadline: int | None  # ns on the manual clock; None: never
+    count: int = 1  # lfu: 1 when stored, one more per hit
 
 
 class Model:
@@ -95,7 +100,9 @@ class Model:
         self.interval = None if math.isinf(scan_interval) else round(scan_interval * NS)
         self.max_items = max_items
         self.max_bytes = max_bytes
-        self.entries: OrderedDict[str, Entry] = OrderedDict()  # LRU/FIFO: next victim first
+        # LRU/FIFO: next victim first; LFU: least recently used first (the victim is the
+        # first of the lowest count).
+        self.entries: OrderedDict[str, Entry] = OrderedDict()
         self.clock = 0
         self.last_scan = 0
         # What the current operation let go: unordered (expired, deleted, cleared) + victims.
@@ -141,15 +148,18 @@ class Model:
 
     def evict(self, extra_items: int, extra_bytes: int) -> None:
         while self.over(extra_items, extra_bytes):
-            if self.policy == "random":
+            if self.policy in ("random", "tinylfu"):
                 index = len(self.gone) + len(self.victims)
                 assert index < len(self.observed), (
-                    "random: the cache evicted too few entries to get under the limits"
+                    f"{self.policy}: the cache evicted too few entries to get under the limits"
                 )
                 chosen = self.observed[index]
                 keys = [k for k, e in self.entries.items() if e.value is chosen]
-                assert keys, f"random: the cache closed {chosen!r}, not a live entry"
+                assert keys, f"{self.policy}: the cache closed {chosen!r}, not a live entry"
                 key = keys[0]
+            elif self.policy == "lfu":
+                lowest = min(entry.count for entry in self.entries.values())
+                key = next(k for k, e in self.entries.items() if e.count == lowest)
             else:
                 key = next(iter(self.entries))
             self.victims.append(self.release(key))
@@ -167,10 +177,17 @@ class Model:
             if not self.expired(holder, now):
                 return "KeyError"
             self.gone.append(self.release(key))
+        deadline = now if past else (None if ttl_ns is None else now + ttl_ns)
+        if self.policy == "tinylfu":
+            # Stored first, then room is made: the new entry competes too.
+            self.entries[key] = Entry(value, size, deadline)
+            if self.over(0, 0):
+                self.reap_expired(now)
+                self.evict(0, 0)
+            return "ok"
         if self.over(1, size):
             self.reap_expired(now)
             self.evict(1, size)
-        deadline = now if past else (None if ttl_ns is None else now + ttl_ns)
         self.entries[key] = Entry(value, size, deadline)
         return "ok"
 
@@ -183,7 +200,8 @@ class Model:
         if self.expired(entry, now):
             self.gone.append(self.release(key))
             return None
-        if self.policy == "lru":
+        if self.policy in ("lru", "lfu"):
+            entry.count += 1
             self.entries.move_to_end(key)
         return entry.value
 
@@ -253,7 +271,7 @@ class CacheMachine(RuleBasedStateMachine):
         STATS["runs"] += 1
 
     @initialize(
-        policy=st.sampled_from(["lru", "fifo", "random"]),
+        policy=st.sampled_from(POLICIES),
         max_items=st.integers(0, 6),
         max_bytes=st.integers(0, 20),
         scan_interval=st.sampled_from(INTERVALS),

@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable
 
 import pytest
+from conftest import POLICIES
 from flexcache import CacheStats, FlexCache
 from flexcache.testing import ManualClock
 
@@ -321,7 +322,7 @@ def test_put_of_the_very_same_object_counts_a_set_and_a_deletion(tracker) -> Non
 # --- evictions -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("policy", ["lru", "fifo", "random"])
+@pytest.mark.parametrize("policy", POLICIES)
 def test_evictions_under_each_policy(policy: str, tracker) -> None:
     cache = FlexCache(policy, max_items=2)
     for name in "abcde":

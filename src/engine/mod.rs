@@ -47,10 +47,13 @@ pub enum ReleaseReason {
     /// Replaced by [`Cache::put`] of an equal key.
     Replaced,
     Cleared,
+    /// Let go by admission at its own store (`tinylfu`): the entry lost to
+    /// the main space's victim.
+    Rejected,
 }
 
 impl ReleaseReason {
-    const COUNT: usize = 5;
+    const COUNT: usize = 6;
 }
 
 /// How a stored key compares with the key an operation looks for, as the
@@ -93,7 +96,7 @@ pub struct Stats {
     pub sets: u64,
     /// Live entries let go to make room.
     pub evictions: u64,
-    /// Entries let go by admission at their own store (no policy yet).
+    /// Entries let go by admission at their own store (`tinylfu`).
     pub rejections: u64,
     /// Expired entries reaped (by a scan, a lookup or a clear).
     pub expirations: u64,
@@ -258,7 +261,7 @@ impl Counters {
             misses: self.misses,
             sets: self.sets,
             evictions: removed(ReleaseReason::Evicted),
-            rejections: 0,
+            rejections: removed(ReleaseReason::Rejected),
             expirations: removed(ReleaseReason::Expired),
             deletions: removed(ReleaseReason::Deleted)
                 + removed(ReleaseReason::Replaced)
@@ -298,7 +301,12 @@ impl<K, V> Cache<K, V> {
             wheel: TimerWheel::new(now),
             policy: Policy::new(
                 config.policy,
-                config.max_items > 0 || config.max_bytes > 0,
+                if config.max_bytes > 0 {
+                    config.max_bytes
+                } else {
+                    config.max_items
+                },
+                config.max_items,
                 rng,
             ),
             config,
@@ -373,6 +381,7 @@ impl<K, V> Cache<K, V> {
             + self.wheel.heap_size()
             + self.due.capacity() * std::mem::size_of::<SlotId>()
             + self.large_sizes.heap_size()
+            + self.policy.heap_size()
     }
 
     /// False when the time cannot matter to a lookup: no entry has a
@@ -468,6 +477,7 @@ impl<K, V> Cache<K, V> {
         self.auto_scan(now, released);
         let Some(id) = self.find_live(hash, eq, now, released)? else {
             self.counters.misses += 1;
+            self.policy.on_miss(&mut self.entries, hash);
             return Ok(None);
         };
         self.counters.hits += 1;
@@ -656,8 +666,13 @@ impl<K, V> Cache<K, V> {
                 })
             }
         }
-        self.make_room(1, new.size, now, released);
-        self.store(new);
+        if self.policy.admits_after_store() {
+            let id = self.store(new);
+            self.admit_stored(id, now, released);
+        } else {
+            self.make_room(1, new.size, now, released);
+            self.store(new);
+        }
         Ok(())
     }
 
@@ -769,6 +784,8 @@ impl<K, V> Cache<K, V> {
         for new in batch {
             self.store(new);
         }
+        // Room was made for the whole batch: no entry of it competes.
+        self.policy.end_admission();
         Ok(())
     }
 
@@ -892,9 +909,33 @@ impl<K, V> Cache<K, V> {
         }
     }
 
-    /// Files a new entry in every structure; there is room for it.
+    /// Makes room after `new` was stored, under a policy that admits after
+    /// storing (see [`Policy::admits_after_store`]): as `make_room`, except
+    /// that `new` itself may be the victim, released as `Rejected`.
+    #[inline(never)]
+    fn admit_stored(&mut self, new: SlotId, now: Nanos, released: &mut Released<K, V>) {
+        if self.over_limits(0, 0) {
+            self.expire_due(now, released);
+            while self.over_limits(0, 0) {
+                let victim = self
+                    .policy
+                    .victim(&self.entries)
+                    .expect("over a limit with no entry to evict");
+                let reason = if victim == new {
+                    ReleaseReason::Rejected
+                } else {
+                    ReleaseReason::Evicted
+                };
+                self.release(victim, Indexed::Yes, reason, released);
+            }
+        }
+        self.policy.end_admission();
+    }
+
+    /// Files a new entry in every structure and returns its id. There is
+    /// room for it, unless the policy admits after storing.
     #[inline(always)]
-    fn store(&mut self, new: NewEntry<K, V>) {
+    fn store(&mut self, new: NewEntry<K, V>) -> SlotId {
         let NewEntry {
             hash,
             key,
@@ -912,10 +953,12 @@ impl<K, V> Cache<K, V> {
         let entries = &self.entries;
         self.index
             .insert(hash, id, |other| entries.get(other).stored_hash());
-        self.policy.on_insert(&mut self.entries, id);
+        let units = if self.config.max_bytes > 0 { size } else { 1 };
+        self.policy.on_insert(&mut self.entries, id, units);
         self.wheel.schedule(&mut self.entries, id, deadline);
         self.bytes += u128::from(size);
         self.counters.sets += 1;
+        id
     }
 
     /// Whether `extra_items` more items of `extra_bytes` would break a limit.

@@ -17,8 +17,13 @@
 //! - `random` picks its victims with the engine's RNG, so the model takes
 //!   the engine's victims and checks that each was a live entry, not a new
 //!   one, and that the engine evicted exactly as many as the limits needed;
+//! - `tinylfu` picks its victims by a frequency sketch, so the model takes
+//!   them from the engine as for `random`, except that the entry just
+//!   stored may be one (released as `Rejected`), since `tinylfu` stores
+//!   before it makes room; everything else (counts, limits, reaping before
+//!   evicting, what is live) the model checks as for the other policies;
 //! - `for_each_live` has an order only where the policy keeps one (bounded
-//!   `lru`/`fifo`); elsewhere it is compared as a set.
+//!   `lru`/`fifo`/`lfu`); elsewhere it is compared as a set.
 //!
 //! Keys are key *objects* ([`Key`]): a logical key (which decides the hash
 //! and equality) and an identity, so that "the same object" and "an equal
@@ -271,6 +276,8 @@ struct ModelEntry {
     value: u64,
     size: u64,
     deadline: Nanos,
+    /// The LFU count: 1 when stored, one more per hit.
+    count: u64,
 }
 
 impl ModelEntry {
@@ -291,7 +298,9 @@ impl ModelEntry {
 struct Model {
     config: Config,
     /// Every entry held, expired ones included, in eviction order for
-    /// `lru`/`fifo`: a store appends, an LRU hit moves to the back.
+    /// `lru`/`fifo`: a store appends, an LRU hit moves to the back. Under
+    /// `lfu` in order of last use (a hit moves to the back too): the
+    /// victim is the first entry of the lowest count.
     entries: Vec<ModelEntry>,
     /// The latest `now` seen, clamped to `LATEST_NOW`: time never goes back.
     now: Nanos,
@@ -395,17 +404,35 @@ impl Model {
             .find(|entry| entry.key.logical == logical && entry.deadline > now)
     }
 
+    /// Whether the policy has an eviction order the engine reports.
+    fn keeps_order(&self) -> bool {
+        matches!(
+            self.config.policy,
+            EvictionPolicy::Lru | EvictionPolicy::Fifo | EvictionPolicy::Lfu
+        )
+    }
+
+    /// The entries in eviction order (for a policy that keeps one): the
+    /// next victim first.
+    fn in_eviction_order(&self) -> impl Iterator<Item = &ModelEntry> {
+        let mut ordered: Vec<&ModelEntry> = self.entries.iter().collect();
+        if self.config.policy == EvictionPolicy::Lfu {
+            ordered.sort_by_key(|entry| entry.count); // stable: last use breaks ties
+        }
+        ordered.into_iter()
+    }
+
     /// The live entries at `now`, unobserved, in eviction order.
     fn live(&self, now: Nanos) -> Vec<(Key, u64)> {
         let now = self.unobserved(now);
-        self.entries
-            .iter()
+        self.in_eviction_order()
             .filter(|entry| entry.deadline > now)
             .map(|entry| (entry.key, entry.value))
             .collect()
     }
 
-    fn store(&mut self, entry: ModelEntry) {
+    fn store(&mut self, mut entry: ModelEntry) {
+        entry.count = 1;
         self.entries.push(entry);
         self.stats.sets += 1;
         self.changes += 1;
@@ -417,6 +444,7 @@ impl Model {
         let count = match reason {
             ReleaseReason::Expired => &mut self.stats.expirations,
             ReleaseReason::Evicted => &mut self.stats.evictions,
+            ReleaseReason::Rejected => &mut self.stats.rejections,
             ReleaseReason::Deleted | ReleaseReason::Replaced => &mut self.stats.deletions,
             ReleaseReason::Cleared => unreachable!("a clear counts its entries itself"),
         };
@@ -472,28 +500,49 @@ impl Model {
             || (self.config.max_bytes > 0 && bytes > u128::from(self.config.max_bytes))
     }
 
-    /// Evicts one entry: the front for `lru`/`fifo`; for `random` the next
-    /// of the engine's victims, which must be live and not one being stored
-    /// (`protected`).
-    fn evict_one(&mut self, chosen: &mut VecDeque<Key>, protected: &[u8], out: &mut Vec<Release>) {
+    /// Evicts one entry: the front for `lru`/`fifo`, the first of the
+    /// lowest count for `lfu`; for `random` and `tinylfu` the next of the
+    /// engine's victims, which must be live and not one being stored
+    /// (`protected`), except that `tinylfu` may let go of `admitting`, the
+    /// entry its store just stored, as `Rejected`.
+    fn evict_one(
+        &mut self,
+        chosen: &mut VecDeque<Key>,
+        protected: &[u8],
+        admitting: Option<Key>,
+        out: &mut Vec<Release>,
+    ) {
         let index = match self.config.policy {
             EvictionPolicy::Lru | EvictionPolicy::Fifo => 0,
-            EvictionPolicy::Random => {
+            EvictionPolicy::Lfu => {
+                let lowest = self.entries.iter().map(|entry| entry.count).min();
+                self.entries
+                    .iter()
+                    .position(|entry| Some(entry.count) == lowest)
+                    .expect("lfu: over a limit with no entry")
+            }
+            EvictionPolicy::Random | EvictionPolicy::TinyLfu => {
                 let key = chosen
                     .pop_front()
-                    .expect("random: the engine evicted fewer entries than the limits need");
+                    .expect("the engine evicted fewer entries than the limits need");
+                if Some(key) == admitting {
+                    let index = self.entries.len() - 1;
+                    assert_eq!(self.entries[index].key, key, "the admitted entry moved");
+                    self.release(index, ReleaseReason::Rejected, out);
+                    return;
+                }
                 assert!(
                     !protected.contains(&key.logical),
-                    "random: the engine evicted an entry being stored"
+                    "the engine evicted an entry being stored"
                 );
                 let index = self
                     .entries
                     .iter()
                     .position(|entry| entry.key == key)
-                    .expect("random: the engine evicted a key it does not hold");
+                    .expect("the engine evicted a key it does not hold");
                 assert!(
                     self.is_live(&self.entries[index]),
-                    "random: the engine evicted an expired entry"
+                    "the engine evicted an expired entry"
                 );
                 index
             }
@@ -514,7 +563,19 @@ impl Model {
         if self.over_limits(items, bytes) {
             self.reap_expired(out);
             while self.over_limits(items, bytes) {
-                self.evict_one(chosen, protected, out);
+                self.evict_one(chosen, protected, None, out);
+            }
+        }
+    }
+
+    /// `tinylfu`'s room, made after `admitting` (the last entry) was
+    /// stored: it may be the one to go. Expired entries go first, and the
+    /// new one among them if it is already expired.
+    fn admit_stored(&mut self, admitting: Key, chosen: &mut VecDeque<Key>, out: &mut Vec<Release>) {
+        if self.over_limits(0, 0) {
+            self.reap_expired(out);
+            while self.over_limits(0, 0) {
+                self.evict_one(chosen, &[], Some(admitting), out);
             }
         }
     }
@@ -537,8 +598,12 @@ impl Model {
             return Ok(None);
         };
         self.stats.hits += 1;
-        let entry = self.entries[index];
-        if self.config.policy == EvictionPolicy::Lru {
+        let mut entry = self.entries[index];
+        if matches!(
+            self.config.policy,
+            EvictionPolicy::Lru | EvictionPolicy::Lfu
+        ) {
+            entry.count += 1;
             self.entries.remove(index);
             self.entries.push(entry);
         }
@@ -605,8 +670,14 @@ impl Model {
                 return Ok(Err(Refusal::Occupied));
             }
         }
-        self.make_room(1, u128::from(new.size), chosen, &[new.key.logical], out);
-        self.store(new);
+        if self.config.policy == EvictionPolicy::TinyLfu && self.bounded() {
+            let admitting = new.key;
+            self.store(new);
+            self.admit_stored(admitting, chosen, out);
+        } else {
+            self.make_room(1, u128::from(new.size), chosen, &[new.key.logical], out);
+            self.store(new);
+        }
         Ok(Ok(()))
     }
 
@@ -694,7 +765,7 @@ impl Model {
         self.observe(now);
         self.reap_expired(out);
         while self.over_limits(0, 0) {
-            self.evict_one(chosen, &[], out);
+            self.evict_one(chosen, &[], None, out);
         }
     }
 
@@ -712,6 +783,11 @@ impl Model {
             out.push((entry.key, entry.value, ReleaseReason::Cleared));
         }
     }
+}
+
+/// Whether a release made room (an eviction, or a rejection by admission).
+fn is_eviction(reason: ReleaseReason) -> bool {
+    matches!(reason, ReleaseReason::Evicted | ReleaseReason::Rejected)
 }
 
 /// A size from the input: mostly small; sometimes around and past the 32
@@ -821,6 +897,7 @@ impl Harness {
             value: self.new_value(),
             size,
             deadline,
+            count: 1,
         }
     }
 
@@ -862,15 +939,16 @@ impl Harness {
             .collect()
     }
 
-    /// The engine's evictions, which `random` hands to the model.
+    /// The engine's evictions (and rejections), which `random` and
+    /// `tinylfu` hand to the model.
     fn chosen(&self, engine: &[Release]) -> VecDeque<Key> {
         match self.model.config.policy {
-            EvictionPolicy::Random => engine
+            EvictionPolicy::Random | EvictionPolicy::TinyLfu => engine
                 .iter()
-                .filter(|r| r.2 == ReleaseReason::Evicted)
+                .filter(|r| is_eviction(r.2))
                 .map(|r| r.0)
                 .collect(),
-            EvictionPolicy::Lru | EvictionPolicy::Fifo => VecDeque::new(),
+            EvictionPolicy::Lru | EvictionPolicy::Fifo | EvictionPolicy::Lfu => VecDeque::new(),
         }
     }
 
@@ -884,12 +962,10 @@ impl Harness {
         );
         let first_eviction = engine
             .iter()
-            .position(|r| r.2 == ReleaseReason::Evicted)
+            .position(|r| is_eviction(r.2))
             .unwrap_or(engine.len());
         assert!(
-            engine[first_eviction..]
-                .iter()
-                .all(|r| r.2 == ReleaseReason::Evicted),
+            engine[first_eviction..].iter().all(|r| is_eviction(r.2)),
             "{}: an eviction before a reap: {engine:?}",
             self.context()
         );
@@ -897,13 +973,13 @@ impl Harness {
             let mut reaped: Vec<Release> = released
                 .iter()
                 .copied()
-                .filter(|r| r.2 != ReleaseReason::Evicted)
+                .filter(|r| !is_eviction(r.2))
                 .collect();
             reaped.sort_unstable_by_key(|&(key, value, reason)| (key, value, reason as u8));
             let evicted: Vec<Release> = released
                 .iter()
                 .copied()
-                .filter(|r| r.2 == ReleaseReason::Evicted)
+                .filter(|r| is_eviction(r.2))
                 .collect();
             (reaped, evicted)
         };
@@ -1145,11 +1221,15 @@ impl Harness {
             );
         }
         // A cache without limits keeps no eviction order (it never evicts).
-        if self.model.bounded() && config.policy != EvictionPolicy::Random {
+        if self.model.bounded() && self.model.keeps_order() {
             let order: Vec<Key> = self.cache.eviction_order().into_iter().copied().collect();
-            let expected: Vec<Key> = self.model.entries.iter().map(|entry| entry.key).collect();
+            let expected: Vec<Key> = self
+                .model
+                .in_eviction_order()
+                .map(|entry| entry.key)
+                .collect();
             assert_eq!(order, expected, "{}: eviction order", context());
-            let front = self.model.entries.first();
+            let front = self.model.in_eviction_order().next();
             assert_eq!(
                 self.cache
                     .upcoming_victim()
@@ -1386,7 +1466,7 @@ impl Harness {
         self.cache
             .for_each_live(self.now, |key, value| got.push((*key, *value)));
         let mut expected = self.model.live(self.now);
-        if !self.model.bounded() || self.model.config.policy == EvictionPolicy::Random {
+        if !self.model.bounded() || !self.model.keeps_order() {
             got.sort_unstable();
             expected.sort_unstable();
         }
@@ -1418,7 +1498,7 @@ impl Harness {
 /// When the engine and the model disagree, or `Cache::validate` fails.
 pub fn run(data: &[u8]) {
     let mut input = Input::new(data);
-    let policy = EvictionPolicy::ALL[usize::from(input.below(3))];
+    let policy = EvictionPolicy::ALL[usize::from(input.below(EvictionPolicy::ALL.len() as u8))];
     let max_items = u64::from(input.below(9));
     let max_bytes = u64::from(input.below(31));
     let scan_interval = match input.below(4) {

@@ -1,21 +1,31 @@
 //! Eviction policies: which live entry goes when a limit is reached.
 //!
-//! One enum with four hooks (`on_insert`, `on_hit`, `on_remove`, `victim`),
-//! so a new policy (LFU, say) is a new variant here rather than branches
-//! through the cache. LRU and FIFO share one intrusive order list (front =
-//! next victim); they differ only in whether a hit moves the entry to the
-//! back. Random keeps nothing per entry: it draws arena slots until one is
+//! One enum with the hooks the cache calls (`on_insert`, `on_hit`,
+//! `on_miss`, `on_remove`, `victim`), so each policy is a variant here
+//! rather than branches through the cache. LRU and FIFO share one
+//! intrusive order list (front = next victim); they differ only in whether
+//! a hit moves the entry to the back. LFU ([`lfu`]) and W-TinyLFU
+//! ([`tinylfu`]) thread their lists through the same order link and keep
+//! what else they need per entry in side vectors by slot. Random keeps nothing per entry: it draws arena slots until one is
 //! occupied, which is uniform over the live entries and O(1) expected while
 //! the cache keeps its arena at least half full (see `Cache::next_victim`).
 //! Against a member vector with swap-remove, an eviction saves two cache
 //! misses (the member read and the moved member's position write) and every
 //! insert and remove saves the bookkeeping.
 
+mod ghost;
+mod lfu;
+mod sketch;
+mod tinylfu;
+
 use rand::rngs::SmallRng;
 use rand::Rng;
 
+use self::lfu::Lfu;
+use self::tinylfu::TinyLfu;
 use super::arena::{Arena, SlotId};
 use super::entry::{Entry, OrderLinks};
+use super::index::IndexHash;
 use super::list::List;
 
 /// The policy a cache is made with.
@@ -27,14 +37,22 @@ pub enum EvictionPolicy {
     Fifo,
     /// Uniformly at random among the live entries.
     Random,
+    /// Least frequently used first (count 1 when stored, one more per
+    /// hit), the least recently used among equal counts.
+    Lfu,
+    /// W-TinyLFU: an LRU window, then admission by estimated frequency
+    /// into a segmented LRU; a store may let go of the entry it stored.
+    TinyLfu,
 }
 
 impl EvictionPolicy {
     /// Every policy, in the order error messages list them.
-    pub const ALL: [EvictionPolicy; 3] = [
+    pub const ALL: [EvictionPolicy; 5] = [
         EvictionPolicy::Lru,
         EvictionPolicy::Fifo,
         EvictionPolicy::Random,
+        EvictionPolicy::Lfu,
+        EvictionPolicy::TinyLfu,
     ];
 
     #[must_use]
@@ -43,6 +61,8 @@ impl EvictionPolicy {
             EvictionPolicy::Lru => "lru",
             EvictionPolicy::Fifo => "fifo",
             EvictionPolicy::Random => "random",
+            EvictionPolicy::Lfu => "lfu",
+            EvictionPolicy::TinyLfu => "tinylfu",
         }
     }
 
@@ -90,14 +110,23 @@ pub(crate) enum Policy {
         next: SlotDraw,
         after: SlotDraw,
     },
+    Lfu(Lfu),
+    TinyLfu(Box<TinyLfu>),
     /// A cache without limits never evicts, so it keeps no order at all:
     /// a hit then touches one entry instead of three.
     Unbounded,
 }
 
 impl Policy {
-    pub(crate) fn new(policy: EvictionPolicy, bounded: bool, rng: SmallRng) -> Self {
-        if !bounded {
+    /// `capacity` is in the units entries are sized in for the policy
+    /// (see [`Policy::on_insert`]); 0 for a cache without limits.
+    pub(crate) fn new(
+        policy: EvictionPolicy,
+        capacity: u64,
+        max_items: u64,
+        rng: SmallRng,
+    ) -> Self {
+        if capacity == 0 {
             return Policy::Unbounded;
         }
         match policy {
@@ -114,31 +143,73 @@ impl Policy {
                 next: SlotDraw::default(),
                 after: SlotDraw::default(),
             },
+            EvictionPolicy::Lfu => Policy::Lfu(Lfu::default()),
+            EvictionPolicy::TinyLfu => {
+                Policy::TinyLfu(Box::new(TinyLfu::new(capacity, max_items, rng)))
+            }
         }
     }
 
+    /// A new entry of `units` (its size under `max_bytes`, else 1).
     #[inline]
-    pub(crate) fn on_insert<K, V>(&mut self, entries: &mut Arena<Entry<K, V>>, id: SlotId) {
-        if let Policy::Ordered { order, .. } = self {
-            order.push_back(&mut OrderLinks(entries), id);
+    pub(crate) fn on_insert<K, V>(
+        &mut self,
+        entries: &mut Arena<Entry<K, V>>,
+        id: SlotId,
+        units: u64,
+    ) {
+        match self {
+            Policy::Ordered { order, .. } => order.push_back(&mut OrderLinks(entries), id),
+            Policy::Lfu(lfu) => lfu.insert(entries, id),
+            Policy::TinyLfu(tiny) => tiny.insert(entries, id, units),
+            Policy::Random { .. } | Policy::Unbounded => {}
         }
     }
 
     #[inline(always)]
     pub(crate) fn on_hit<K, V>(&mut self, entries: &mut Arena<Entry<K, V>>, id: SlotId) {
-        if let Policy::Ordered {
-            order,
-            refresh_on_hit: true,
-        } = self
-        {
-            order.move_to_back(&mut OrderLinks(entries), id);
+        match self {
+            Policy::Ordered {
+                order,
+                refresh_on_hit: true,
+            } => order.move_to_back(&mut OrderLinks(entries), id),
+            Policy::Lfu(lfu) => lfu.hit(entries, id),
+            Policy::TinyLfu(tiny) => tiny.hit(entries, id),
+            _ => {}
+        }
+    }
+
+    /// A lookup that found no live entry for the key of `hash`.
+    #[inline(always)]
+    pub(crate) fn on_miss<K, V>(&mut self, entries: &mut Arena<Entry<K, V>>, hash: u64) {
+        if let Policy::TinyLfu(tiny) = self {
+            tiny.miss(entries, IndexHash::of_key(hash));
         }
     }
 
     #[inline]
     pub(crate) fn on_remove<K, V>(&mut self, entries: &mut Arena<Entry<K, V>>, id: SlotId) {
-        if let Policy::Ordered { order, .. } = self {
-            order.unlink(&mut OrderLinks(entries), id);
+        match self {
+            Policy::Ordered { order, .. } => order.unlink(&mut OrderLinks(entries), id),
+            Policy::Lfu(lfu) => lfu.remove(entries, id),
+            Policy::TinyLfu(tiny) => tiny.remove(entries, id),
+            Policy::Random { .. } | Policy::Unbounded => {}
+        }
+    }
+
+    /// True for a policy that stores a new entry before it makes room, so
+    /// that the new entry may lose its admission and be the one to go
+    /// (see [`Policy::end_admission`]).
+    #[inline(always)]
+    pub(crate) fn admits_after_store(&self) -> bool {
+        matches!(self, Policy::TinyLfu(_))
+    }
+
+    /// The store that began with `on_insert` has made its room.
+    #[inline]
+    pub(crate) fn end_admission(&mut self) {
+        if let Policy::TinyLfu(tiny) = self {
+            tiny.end_admission();
         }
     }
 
@@ -155,6 +226,8 @@ impl Policy {
     pub(crate) fn victim<K, V>(&mut self, entries: &Arena<Entry<K, V>>) -> Option<SlotId> {
         match self {
             Policy::Ordered { order, .. } => order.head,
+            Policy::Lfu(lfu) => lfu.victim(),
+            Policy::TinyLfu(tiny) => tiny.victim(entries),
             Policy::Random { rng, next, after } => {
                 if entries.is_empty() {
                     return None;
@@ -184,16 +257,18 @@ impl Policy {
     }
 
     /// The entry the next eviction would take, if it is known without
-    /// drawing: the head of the order, or the random draw made ahead if it
-    /// names an entry. Changes nothing.
+    /// drawing or an admission contest: the head of the order, the LFU
+    /// victim, or the random draw made ahead if it names an entry. Changes
+    /// nothing.
     #[inline]
     pub(crate) fn upcoming_victim<K, V>(&self, entries: &Arena<Entry<K, V>>) -> Option<SlotId> {
         match self {
             Policy::Ordered { order, .. } => order.head,
+            Policy::Lfu(lfu) => lfu.victim(),
             Policy::Random { next, .. } => {
                 entries.occupied_at(next.index_among(entries.capacity_used())?)
             }
-            Policy::Unbounded => None,
+            Policy::TinyLfu(_) | Policy::Unbounded => None,
         }
     }
 
@@ -209,19 +284,35 @@ impl Policy {
                 order.for_each(&OrderLinks(entries), visit);
                 true
             }
-            Policy::Random { .. } | Policy::Unbounded => false,
+            Policy::Lfu(lfu) => {
+                lfu.for_each_in_order(entries, visit);
+                true
+            }
+            Policy::Random { .. } | Policy::TinyLfu(_) | Policy::Unbounded => false,
         }
     }
 
     pub(crate) fn clear(&mut self) {
         match self {
             Policy::Ordered { order, .. } => *order = List::default(),
+            Policy::Lfu(lfu) => lfu.clear(),
+            Policy::TinyLfu(tiny) => tiny.clear(),
             Policy::Random { .. } | Policy::Unbounded => {}
         }
     }
 
-    /// The members in eviction order (for `Random`, in slot order), or
-    /// `None` for `Unbounded`, which tracks none.
+    /// Bytes of heap memory the policy's own structures hold.
+    pub(crate) fn heap_size(&self) -> usize {
+        match self {
+            Policy::Lfu(lfu) => lfu.heap_size(),
+            Policy::TinyLfu(tiny) => std::mem::size_of::<TinyLfu>() + tiny.heap_size(),
+            Policy::Ordered { .. } | Policy::Random { .. } | Policy::Unbounded => 0,
+        }
+    }
+
+    /// The members in eviction order (for `Random`, in slot order; for
+    /// `TinyLfu`, region by region), or `None` for `Unbounded`, which
+    /// tracks none.
     ///
     /// # Panics
     /// On broken links or positions.
@@ -232,6 +323,8 @@ impl Policy {
                 let limit = entries.len() + 1;
                 Some(order.collect(&OrderLinks(entries), limit))
             }
+            Policy::Lfu(lfu) => Some(lfu.validate(entries)),
+            Policy::TinyLfu(tiny) => Some(tiny.validate(entries)),
             Policy::Random { .. } => Some(entries.iter().map(|(id, _)| id).collect()),
             Policy::Unbounded => None,
         }

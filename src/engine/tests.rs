@@ -259,7 +259,11 @@ fn upcoming_victim_is_the_next_one_evicted() {
             d.set(key, i as u32, 1, None).unwrap();
             let evicted: Vec<_> = d.take_released().into_iter().map(|(key, _)| key).collect();
             match (i, policy) {
-                (0, _) | (1..8, EvictionPolicy::Random) => assert_eq!(upcoming, None),
+                // Unknown before the first draw, and under `tinylfu` before
+                // its admission contest.
+                (_, EvictionPolicy::TinyLfu) | (0, _) | (1..8, EvictionPolicy::Random) => {
+                    assert_eq!(upcoming, None);
+                }
                 (1..8, _) => assert_eq!(upcoming, Some(KEYS[0])),
                 (8, EvictionPolicy::Random) => assert_eq!(evicted.len(), 1),
                 _ => assert_eq!(evicted, [upcoming.unwrap()], "{policy:?} at {key}"),
@@ -474,4 +478,268 @@ fn heap_size_follows_the_entries_and_clear_gives_it_back() {
     assert_eq!(released.len(), count as usize);
     assert_eq!(cache.heap_size(), empty, "clear keeps memory");
     cache.validate();
+}
+
+/// A cache of `u64` keys and values, for the policy tests that need many
+/// keys; `access` is what a reader does: `get`, and `insert` on a miss.
+struct Numbers {
+    cache: Cache<u64, u64>,
+    released: Vec<(u64, ReleaseReason)>,
+}
+
+impl Numbers {
+    fn new(policy: EvictionPolicy, max_items: u64, max_bytes: u64) -> Self {
+        Numbers {
+            cache: Cache::with_seed(
+                Config {
+                    policy,
+                    max_items,
+                    max_bytes,
+                    scan_interval: NEVER,
+                },
+                0,
+                7,
+            ),
+            released: Vec::new(),
+        }
+    }
+
+    fn hash(key: u64) -> u64 {
+        key.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17)
+    }
+
+    fn get(&mut self, key: u64) -> bool {
+        let mut released = Released::new();
+        let hit = self
+            .cache
+            .get(Self::hash(key), |k| *k == key, 0, &mut released)
+            .expect("decided")
+            .is_some();
+        self.collect(released);
+        hit
+    }
+
+    fn insert(&mut self, key: u64, size: u64) {
+        let mut released = Released::new();
+        let new = NewEntry {
+            hash: Self::hash(key),
+            key,
+            value: key,
+            size,
+            deadline: NEVER,
+            needs_close: false,
+        };
+        self.cache
+            .insert(new, |k| *k == key, 0, &mut released)
+            .expect("stored");
+        self.collect(released);
+    }
+
+    fn access(&mut self, key: u64) -> bool {
+        let hit = self.get(key);
+        if !hit {
+            self.insert(key, 1);
+        }
+        hit
+    }
+
+    fn contains(&self, key: u64) -> bool {
+        self.cache
+            .contains(Self::hash(key), |k| *k == key, 0)
+            .expect("decided")
+    }
+
+    fn collect(&mut self, released: Released<u64, u64>) {
+        self.released
+            .extend(released.into_iter().map(|r| (r.key, r.reason)));
+    }
+}
+
+/// A small deterministic generator for the policy tests' traces.
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, bound: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % bound
+    }
+}
+
+#[test]
+fn lfu_evicts_the_lowest_count_then_the_least_recently_used() {
+    let mut d = Numbers::new(EvictionPolicy::Lfu, 3, 0);
+    for key in [1, 2, 3] {
+        d.insert(key, 1);
+    }
+    assert!(d.get(1) && d.get(1) && d.get(2)); // counts: 1 -> 3, 2 -> 2, 3 -> 1
+    d.insert(4, 1);
+    assert_eq!(d.released, [(3, ReleaseReason::Evicted)]);
+    assert!(d.get(4)); // 4 -> 2, used after 2
+    d.insert(5, 1);
+    assert_eq!(
+        d.released[1],
+        (2, ReleaseReason::Evicted),
+        "the older of count 2"
+    );
+    assert_eq!(d.cache.eviction_order(), [&5, &4, &1]);
+    d.cache.validate();
+}
+
+/// LFU's victims against a brute force over many keys and counts: the
+/// lowest count, ties to the least recent use.
+#[test]
+fn lfu_victims_match_a_brute_force_on_a_long_trace() {
+    let mut d = Numbers::new(EvictionPolicy::Lfu, 50, 0);
+    // key -> (count, last use)
+    let mut model: std::collections::HashMap<u64, (u64, u64)> = std::collections::HashMap::new();
+    let mut rng = Lcg(3);
+    for tick in 0..20_000 {
+        // Skewed: small keys are hot, so counts spread over many nodes.
+        let spread = 1 + rng.below(300);
+        let key = rng.below(spread);
+        let before = d.released.len();
+        let hit = d.access(key);
+        assert_eq!(hit, model.contains_key(&key), "hit of {key} at {tick}");
+        if hit {
+            let entry = model.get_mut(&key).expect("held");
+            *entry = (entry.0 + 1, tick);
+            assert_eq!(d.released.len(), before);
+            continue;
+        }
+        if model.len() == 50 {
+            let (&victim, _) = model
+                .iter()
+                .min_by_key(|(_, &(count, used))| (count, used))
+                .expect("full");
+            model.remove(&victim);
+            assert_eq!(
+                d.released[before..],
+                [(victim, ReleaseReason::Evicted)],
+                "victim at {tick}"
+            );
+        }
+        model.insert(key, (1, tick));
+        if tick % 997 == 0 {
+            d.cache.validate();
+        }
+    }
+    d.cache.validate();
+}
+
+/// A hot set survives a long scan of keys seen once (five times the
+/// cache, which leaves LRU nothing): their windowed entries lose admission
+/// to the hot main space. (A scan many sample periods long would age the
+/// hot set's counts down to a one-off key's, by design.)
+#[test]
+fn tinylfu_keeps_a_hot_set_through_a_one_off_scan() {
+    let mut d = Numbers::new(EvictionPolicy::TinyLfu, 1000, 0);
+    let hot = 0..500;
+    for _ in 0..20 {
+        for key in hot.clone() {
+            d.access(key);
+        }
+    }
+    for key in 1_000_000..1_005_000 {
+        d.access(key);
+    }
+    let kept = hot.clone().filter(|&key| d.contains(key)).count();
+    assert!(kept >= 475, "only {kept} of 500 hot keys survived the scan");
+    let mut lru = Numbers::new(EvictionPolicy::Lru, 1000, 0);
+    for key in hot.clone().cycle().take(10_000).chain(1_000_000..1_005_000) {
+        lru.access(key);
+    }
+    assert_eq!(
+        hot.filter(|&key| lru.contains(key)).count(),
+        0,
+        "lru loses them all"
+    );
+    d.cache.validate();
+}
+
+/// A formerly hot key set loses to a new one once it is no longer read:
+/// aging halves its counts, so the new set gets in within a bounded number
+/// of accesses.
+#[test]
+fn tinylfu_ages_out_a_formerly_hot_set() {
+    let mut d = Numbers::new(EvictionPolicy::TinyLfu, 200, 0);
+    let mut rng = Lcg(11);
+    for _ in 0..40_000 {
+        d.access(rng.below(200));
+    }
+    // A new hot set of 200 keys, read with the same skew-free pattern.
+    let mut hits = 0;
+    let accesses = 40_000;
+    for i in 0..accesses {
+        let hit = d.access(10_000 + rng.below(200));
+        if i >= accesses - 2_000 {
+            hits += u32::from(hit);
+        }
+    }
+    assert!(
+        hits >= 1_800,
+        "the new hot set hits {hits} of its last 2000 reads"
+    );
+    let new_held = (10_000..10_200).filter(|&key| d.contains(key)).count();
+    assert!(new_held >= 180, "{new_held} of the new hot set held");
+    d.cache.validate();
+}
+
+/// Under `max_bytes` an entry larger than the window goes straight to the
+/// admission contest, and may lose it at its own store: `Rejected`.
+#[test]
+fn tinylfu_may_reject_the_entry_being_stored() {
+    let mut d = Numbers::new(EvictionPolicy::TinyLfu, 0, 100);
+    for key in 0..100 {
+        d.insert(key, 1);
+    }
+    for _ in 0..5 {
+        for key in 0..100 {
+            assert!(d.get(key));
+        }
+    }
+    d.get(500);
+    d.insert(500, 10);
+    assert!(!d.contains(500));
+    assert!(d.released.contains(&(500, ReleaseReason::Rejected)));
+    let stats = d.cache.stats();
+    assert_eq!(stats.rejections, 1);
+    assert_eq!(stats.sets, 101);
+    assert!(d.cache.bytes() <= 100);
+    d.cache.validate();
+}
+
+/// The regions, the sketch and the unit sums hold after every step of a
+/// mixed run under both limits (`Cache::validate` checks them).
+#[test]
+fn tinylfu_invariants_hold_on_a_mixed_run() {
+    for (max_items, max_bytes) in [(64, 0), (0, 200), (40, 300), (1, 0), (2, 0)] {
+        let mut d = Numbers::new(EvictionPolicy::TinyLfu, max_items, max_bytes);
+        let mut rng = Lcg(max_items + max_bytes);
+        for step in 0..30_000 {
+            let spread = 1 + rng.below(400);
+            let key = rng.below(spread);
+            match rng.below(10) {
+                0 => {
+                    let mut released = Released::new();
+                    let _ = d
+                        .cache
+                        .remove(Numbers::hash(key), |k| *k == key, 0, &mut released);
+                    d.collect(released);
+                }
+                1 if !d.get(key) => d.insert(key, 1 + rng.below(30)),
+                _ => {
+                    if !d.get(key) {
+                        d.insert(key, if max_bytes > 0 { 1 + rng.below(8) } else { 1 });
+                    }
+                }
+            }
+            if step % 101 == 0 {
+                d.cache.validate();
+            }
+        }
+        d.cache.validate();
+    }
 }

@@ -40,7 +40,7 @@ pub(crate) fn removal_cause(py: Python<'_>, reason: ReleaseReason) -> PyResult<&
         .ok_or_else(|| PyRuntimeError::new_err("flexcache._types is not imported"))?;
     let index = match reason {
         ReleaseReason::Expired => 0,
-        ReleaseReason::Evicted => 1,
+        ReleaseReason::Evicted | ReleaseReason::Rejected => 1,
         ReleaseReason::Deleted => 2,
         ReleaseReason::Replaced => 3,
         ReleaseReason::Cleared => 4,

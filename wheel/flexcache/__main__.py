@@ -1,7 +1,8 @@
 """A tour of FlexCache: ``python -m flexcache``.
 
 The README's examples run for real (the HTTP fetcher is a stub: no network),
-then a TTL under a manual clock, statistics, threads, asyncio, a memoized function, and a quick
+then a TTL under a manual clock, statistics, threads, asyncio, a memoized function, the hit
+ratios of the eviction policies on one trace, and a quick
 timing next to a plain dict.
 """
 
@@ -169,6 +170,26 @@ def demo_decorators() -> None:
     print(f"  {exchange_rate.cache_info()}")
 
 
+def demo_policies() -> None:
+    section("(i) Policies: one skewed trace with a one-off scan in the middle, cache of 500")
+    import random
+
+    rng = random.Random(42)
+    weights = [1 / rank**0.9 for rank in range(1, 50_001)]
+    popular = rng.choices(range(50_000), weights=weights, k=40_000)
+    trace = popular[:20_000] + list(range(10**6, 10**6 + 5_000)) + popular[20_000:]
+    for policy in ("lru", "fifo", "random", "lfu", "tinylfu"):
+        cache = FlexCache(policy, max_items=500)
+        for key in trace:
+            if cache.get(key) is None:
+                cache.set(key, key)
+        stats = cache.stats()
+        print(
+            f"  {policy:8} hit ratio {stats.hit_ratio:6.1%}"
+            f"  (evictions {stats.evictions}, rejections {stats.rejections})"
+        )
+
+
 ROUNDS = 5
 
 
@@ -179,7 +200,7 @@ def per_op_ns(loop, n: int) -> float:
 
 
 def demo_timing(n: int = 100_000, small: int = 1_000, rounds: int = ROUNDS) -> None:
-    section(f"(i) Timing next to a plain dict: {n:,} ops a loop, best of {rounds} rounds")
+    section(f"(j) Timing next to a plain dict: {n:,} ops a loop, best of {rounds} rounds")
     keys = [f"key:{i}" for i in range(n)]
     few = keys[:small] * (n // small)  # the same `small` keys again and again: n lookups
     for k in keys:
@@ -261,6 +282,7 @@ def main() -> None:
     demo_threads()
     demo_asyncio()
     demo_decorators()
+    demo_policies()
     demo_timing()
 
 

@@ -14,7 +14,7 @@ _V = TypeVar("_V")
 _T = TypeVar("_T")
 
 _Ttl = timedelta | datetime | int | float | None
-_Policy = Literal["lru", "fifo", "random"]
+_Policy = Literal["lru", "fifo", "random", "lfu", "tinylfu"]
 _Entries = Mapping[_K, _V] | Iterable[tuple[_K, _V]]
 
 @final
@@ -135,7 +135,7 @@ class FlexCache(Generic[_K, _V]):
     def reset_stats(self) -> None:
         """Start every count of ``stats()`` again from zero."""
     def keys(self) -> list[_K]:
-        """The live keys, the next victim first (lru, fifo)."""
+        """The live keys, the next victim first (lru, fifo, lfu)."""
     def values(self) -> list[_V]:
         """The live values, in the order of ``keys()``."""
     @property

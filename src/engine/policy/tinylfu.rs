@@ -1,0 +1,429 @@
+//! W-TinyLFU, the policy of Caffeine (Einziger, Friedman and Manes): a
+//! small LRU window admits every new entry; an entry the window lets go is
+//! a candidate for the main space, a segmented LRU of probation and
+//! protected entries, and gets in only if the frequency sketch estimates
+//! it more popular than the main space's victim (probation's LRU end).
+//! A hit in probation promotes to protected; protected's overflow is
+//! demoted back to probation's most recent end.
+//!
+//! The window starts at 1% of the capacity and protected at 80% of the
+//! rest; then the boundary between window and main space moves with the
+//! workload, as ARC sizes its two lists: each region keeps the hashes of
+//! the keys it let go lately (its ghosts), and a miss on a key in the
+//! window's ghosts (a candidate that lost admission, or a window entry
+//! let go, and was wanted again: a larger window would have hit) grows
+//! the window, one in the main space's ghosts shrinks it. A shifting hot
+//! set, whose new keys keep losing to the old ones' counts, so turns the
+//! cache towards LRU within a few hundred misses, and a stable skewed one
+//! keeps the window small. (Caffeine's hill climber, which measures the
+//! hit ratio each sample period and steps the window by 6.25% of the
+//! capacity, was tried first: on a hot set that shifts every few sample
+//! periods it adapted too late, and on Zipf traces its noisy steps cost
+//! a point or more of hit ratio; see `bench/hit_ratio.py`.)
+//!
+//! Sizes are in units: a cache limited by `max_bytes` sizes its regions in
+//! the units its entries weigh, otherwise in entries.
+//!
+//! All three regions are lists over the entries' one order link; each
+//! entry's region and units sit in a side vector by slot.
+
+use rand::rngs::SmallRng;
+use rand::Rng;
+
+use super::super::arena::{Arena, SlotId};
+use super::super::entry::{Entry, OrderLinks};
+use super::super::index::IndexHash;
+use super::super::list::{Links, List};
+use super::ghost::Ghosts;
+use super::sketch::FrequencySketch;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Region {
+    #[default]
+    Window,
+    Probation,
+    Protected,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Member {
+    units: u64,
+    region: Region,
+}
+
+/// A candidate that is at least this popular and still loses wins one
+/// time in 128 at random: without it, an attacker who knows the hash
+/// could keep a victim's estimate high and lock a hot key out for good.
+const ADMIT_ATTACK_THRESHOLD: u64 = 6;
+
+#[derive(Debug)]
+pub(crate) struct TinyLfu {
+    window: List,
+    probation: List,
+    protected: List,
+    members: Vec<Member>,
+    window_units: u64,
+    probation_units: u64,
+    protected_units: u64,
+    capacity: u64,
+    window_max: u64,
+    protected_max: u64,
+    sketch: FrequencySketch,
+    /// The first entry the current store's window overflow moved into
+    /// probation that has not yet won admission; the candidates are it and
+    /// the entries after it, at probation's most recent end. `None` outside
+    /// a store's admission (see [`TinyLfu::end_admission`]).
+    candidate: Option<SlotId>,
+    /// The stored hash of the key of the last miss, so that the store that
+    /// usually follows it is not counted as a second access.
+    last_miss: Option<u32>,
+    /// The keys the window let go (rejected candidates and entries it
+    /// evicted itself) and those the main space let go.
+    window_ghosts: Ghosts,
+    main_ghosts: Ghosts,
+    rng: SmallRng,
+}
+
+/// The sketch's hash of a key, from the bits the entry stores.
+#[inline(always)]
+fn sketch_hash(stored: u32) -> u64 {
+    u64::from(stored).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+impl TinyLfu {
+    /// A policy for `capacity` units; `max_items` bounds the sketch's size
+    /// (0: the cache has no item limit, and the sketch grows with it).
+    pub(crate) fn new(capacity: u64, max_items: u64, rng: SmallRng) -> Self {
+        let capacity = capacity.max(1);
+        let window_max = capacity.div_ceil(100);
+        let main = capacity - window_max;
+        TinyLfu {
+            window: List::default(),
+            probation: List::default(),
+            protected: List::default(),
+            members: Vec::new(),
+            window_units: 0,
+            probation_units: 0,
+            protected_units: 0,
+            capacity,
+            window_max,
+            protected_max: protected_share(main),
+            sketch: FrequencySketch::new(max_items),
+            candidate: None,
+            last_miss: None,
+            window_ghosts: Ghosts::default(),
+            main_ghosts: Ghosts::default(),
+            rng,
+        }
+    }
+
+    fn member(&self, id: SlotId) -> Member {
+        self.members[id.index()]
+    }
+
+    fn member_mut(&mut self, id: SlotId) -> &mut Member {
+        &mut self.members[id.index()]
+    }
+
+    fn list_mut(&mut self, region: Region) -> (&mut List, &mut u64) {
+        match region {
+            Region::Window => (&mut self.window, &mut self.window_units),
+            Region::Probation => (&mut self.probation, &mut self.probation_units),
+            Region::Protected => (&mut self.protected, &mut self.protected_units),
+        }
+    }
+
+    /// Moves `id` from its region to the most recent end of `to`.
+    fn move_to<K, V>(&mut self, entries: &mut Arena<Entry<K, V>>, id: SlotId, to: Region) {
+        let Member { units, region } = self.member(id);
+        let links = &mut OrderLinks(entries);
+        let (from_list, from_units) = self.list_mut(region);
+        from_list.unlink(links, id);
+        *from_units -= units;
+        let (to_list, to_units) = self.list_mut(to);
+        to_list.push_back(links, id);
+        *to_units += units;
+        self.member_mut(id).region = to;
+    }
+
+    /// A new entry: the most recent of the window. The window's overflow
+    /// goes to probation as the candidates of this store's admission.
+    pub(crate) fn insert<K, V>(
+        &mut self,
+        entries: &mut Arena<Entry<K, V>>,
+        id: SlotId,
+        units: u64,
+    ) {
+        let index = id.index();
+        if index >= self.members.len() {
+            self.members.resize(index + 1, Member::default());
+        }
+        self.members[index] = Member {
+            units,
+            region: Region::Window,
+        };
+        self.window.push_back(&mut OrderLinks(&mut *entries), id);
+        self.window_units += units;
+        let stored = entries.get(id).stored_hash();
+        if self.last_miss.take() != Some(stored) {
+            self.sketch.increment(sketch_hash(stored));
+        }
+        self.sketch.grow_for(entries.len() as u64);
+        self.candidate = None;
+        self.overflow_window(entries);
+    }
+
+    /// Moves the window's least recent entries to probation until the
+    /// window fits its size; the first one moved is the candidate.
+    fn overflow_window<K, V>(&mut self, entries: &mut Arena<Entry<K, V>>) {
+        while self.window_units > self.window_max {
+            let Some(oldest) = self.window.head else {
+                break;
+            };
+            self.move_to(entries, oldest, Region::Probation);
+            self.candidate.get_or_insert(oldest);
+        }
+    }
+
+    /// Protected's least recent entries back to probation until protected
+    /// fits its size.
+    fn demote_protected<K, V>(&mut self, entries: &mut Arena<Entry<K, V>>) {
+        while self.protected_units > self.protected_max {
+            let Some(oldest) = self.protected.head else {
+                break;
+            };
+            self.move_to(entries, oldest, Region::Probation);
+        }
+    }
+
+    #[inline]
+    pub(crate) fn hit<K, V>(&mut self, entries: &mut Arena<Entry<K, V>>, id: SlotId) {
+        self.sketch
+            .increment(sketch_hash(entries.get(id).stored_hash()));
+        match self.member(id).region {
+            Region::Window => self.window.move_to_back(&mut OrderLinks(&mut *entries), id),
+            Region::Protected => self
+                .protected
+                .move_to_back(&mut OrderLinks(&mut *entries), id),
+            Region::Probation => {
+                self.move_to(entries, id, Region::Protected);
+                self.demote_protected(entries);
+            }
+        }
+    }
+
+    #[inline]
+    pub(crate) fn miss<K, V>(&mut self, entries: &mut Arena<Entry<K, V>>, hash: IndexHash) {
+        self.sketch.increment(sketch_hash(hash.stored));
+        self.last_miss = Some(hash.stored);
+        self.resize_by_ghosts(entries, hash.stored);
+    }
+
+    /// ARC's rule: a miss on a key the window let go grows the window, one
+    /// on a key the main space let go shrinks it, by one entry's units
+    /// times the ratio of the other ghosts to these (at least one).
+    #[inline]
+    fn resize_by_ghosts<K, V>(&mut self, entries: &mut Arena<Entry<K, V>>, stored: u32) {
+        let grow = if self.window_ghosts.take(stored) {
+            true
+        } else if self.main_ghosts.take(stored) {
+            false
+        } else {
+            return;
+        };
+        let (these, others) = if grow {
+            (self.window_ghosts.len(), self.main_ghosts.len())
+        } else {
+            (self.main_ghosts.len(), self.window_ghosts.len())
+        };
+        let ratio = (others / these.max(1)).max(1) as u64;
+        // Shrinking steps twice as far as growing: the frequency-filtered
+        // main space is the better default, and a recency-heavy trace
+        // keeps proving its case with every miss on a ghost.
+        let steps = if grow { ratio } else { 2 * ratio };
+        let units = self.mean_units(entries.len()).saturating_mul(steps);
+        if grow {
+            self.grow_window(entries, units);
+        } else {
+            self.shrink_window(entries, units);
+        }
+    }
+
+    /// The mean units of an entry held (1 when the cache counts items).
+    fn mean_units(&self, len: usize) -> u64 {
+        let held = self.window_units + self.probation_units + self.protected_units;
+        (held / (len as u64).max(1)).max(1)
+    }
+
+    pub(crate) fn remove<K, V>(&mut self, entries: &mut Arena<Entry<K, V>>, id: SlotId) {
+        if self.candidate == Some(id) {
+            self.candidate = OrderLinks(&*entries).link(id).next;
+        }
+        let Member { units, region } = self.member(id);
+        let (list, region_units) = self.list_mut(region);
+        list.unlink(&mut OrderLinks(entries), id);
+        *region_units -= units;
+    }
+
+    /// The entry to let go next. During a store's admission with a
+    /// candidate left, the candidate and probation's least recent entry
+    /// compete and the less popular goes; a candidate that wins stays in
+    /// probation and the next candidate competes. Otherwise probation's
+    /// least recent entry, then protected's, then the window's.
+    pub(crate) fn victim<K, V>(&mut self, entries: &Arena<Entry<K, V>>) -> Option<SlotId> {
+        let (victim, from_window) = self.choose_victim(entries)?;
+        let ghosts = if from_window {
+            &mut self.window_ghosts
+        } else {
+            &mut self.main_ghosts
+        };
+        // Half the entries held: ghosts that remember the whole cache's
+        // worth answer for a window twice as large, which on a stable
+        // skewed trace grew it past its best size.
+        ghosts.record(
+            entries.get(victim).stored_hash(),
+            (entries.len() / 2).max(1),
+        );
+        Some(victim)
+    }
+
+    /// The victim, and whether the window let it go (a candidate that lost
+    /// admission, or a window entry) rather than the main space.
+    fn choose_victim<K, V>(&mut self, entries: &Arena<Entry<K, V>>) -> Option<(SlotId, bool)> {
+        let Some(oldest) = self.probation.head else {
+            return match self.protected.head {
+                Some(oldest) => Some((oldest, false)),
+                None => Some((self.window.head?, true)),
+            };
+        };
+        let Some(candidate) = self.candidate else {
+            return Some((oldest, false));
+        };
+        if candidate == oldest {
+            // Only candidates are left in probation: nothing to beat.
+            return Some((candidate, true));
+        }
+        let frequency = |id: SlotId| {
+            self.sketch
+                .frequency(sketch_hash(entries.get(id).stored_hash()))
+        };
+        if self.admit(frequency(candidate), frequency(oldest)) {
+            self.candidate = OrderLinks(entries).link(candidate).next;
+            Some((oldest, false))
+        } else {
+            Some((candidate, true))
+        }
+    }
+
+    fn admit(&mut self, candidate: u64, victim: u64) -> bool {
+        if candidate > victim {
+            return true;
+        }
+        candidate >= ADMIT_ATTACK_THRESHOLD && self.rng.random_range(0..128) == 0
+    }
+
+    /// Ends the current store's admission: what is left of its candidates
+    /// won their place.
+    #[inline]
+    pub(crate) fn end_admission(&mut self) {
+        self.candidate = None;
+    }
+
+    /// Moves `units` of size from protected to the window, then fills the
+    /// window from the main space's least recent entries.
+    fn grow_window<K, V>(&mut self, entries: &mut Arena<Entry<K, V>>, units: u64) {
+        let units = units.min(self.capacity - self.window_max);
+        if units == 0 {
+            return;
+        }
+        self.window_max += units;
+        self.protected_max = protected_share(self.capacity - self.window_max);
+        self.demote_protected(entries);
+        while let Some(oldest) = self.probation.head.or(self.protected.head) {
+            if self.window_units + self.member(oldest).units > self.window_max {
+                break;
+            }
+            self.move_to(entries, oldest, Region::Window);
+        }
+    }
+
+    /// Moves `units` of size from the window to protected; the window's
+    /// overflow goes to probation.
+    fn shrink_window<K, V>(&mut self, entries: &mut Arena<Entry<K, V>>, units: u64) {
+        let units = units.min(self.window_max.saturating_sub(1));
+        if units == 0 {
+            return;
+        }
+        self.window_max -= units;
+        self.protected_max = protected_share(self.capacity - self.window_max);
+        while self.window_units > self.window_max {
+            let Some(oldest) = self.window.head else {
+                break;
+            };
+            self.move_to(entries, oldest, Region::Probation);
+        }
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.window = List::default();
+        self.probation = List::default();
+        self.protected = List::default();
+        self.members = Vec::new();
+        self.window_units = 0;
+        self.probation_units = 0;
+        self.protected_units = 0;
+        self.candidate = None;
+        self.window_ghosts.clear();
+        self.main_ghosts.clear();
+    }
+
+    pub(crate) fn heap_size(&self) -> usize {
+        self.members.capacity() * std::mem::size_of::<Member>()
+            + self.sketch.heap_size()
+            + self.window_ghosts.heap_size()
+            + self.main_ghosts.heap_size()
+    }
+
+    /// Every member, window first, then probation, then protected.
+    ///
+    /// # Panics
+    /// On an entry in a region its tag does not name, unit sums that do
+    /// not add up, a region over its size, or region sizes over capacity.
+    #[cfg(any(test, fuzzing))]
+    pub(crate) fn validate<K, V>(&self, entries: &Arena<Entry<K, V>>) -> Vec<SlotId> {
+        let limit = entries.len() + 1;
+        let mut all = Vec::new();
+        for (list, region, units) in [
+            (self.window, Region::Window, self.window_units),
+            (self.probation, Region::Probation, self.probation_units),
+            (self.protected, Region::Protected, self.protected_units),
+        ] {
+            let members = list.collect(&OrderLinks(entries), limit);
+            let mut sum = 0;
+            for &id in &members {
+                assert_eq!(self.member(id).region, region, "{id:?} in the wrong region");
+                sum += self.member(id).units;
+            }
+            assert_eq!(sum, units, "{region:?} units");
+            all.extend(members);
+        }
+        assert!(self.window_units <= self.window_max, "window over its size");
+        assert!(
+            self.protected_units <= self.protected_max,
+            "protected over its size"
+        );
+        assert!(
+            self.window_max + self.protected_max <= self.capacity,
+            "regions over capacity"
+        );
+        assert!(self.window_max >= 1, "window below one unit");
+        assert_eq!(self.candidate, None, "a candidate outside admission");
+        self.sketch.validate();
+        all
+    }
+}
+
+/// Protected's size in a main space of `main` units: 80%, rounded down.
+fn protected_share(main: u64) -> u64 {
+    u64::try_from(u128::from(main) * 4 / 5).unwrap_or(u64::MAX)
+}
