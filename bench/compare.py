@@ -46,8 +46,10 @@ SEED = 1234
 
 # Roles: what a workload asks an implementation for.
 LRU, FIFO, RANDOM, UNBOUNDED = "lru", "fifo", "random", "unbounded"
+LFU, TINYLFU = "lfu", "tinylfu"
 TTL, TTL_FLOAT = "ttl", "ttl-float"  # bounded, with a per-item ttl on every set
-POLICY_ROLES = (LRU, FIFO, RANDOM, UNBOUNDED)
+POLICY_ROLES = (LRU, FIFO, RANDOM, LFU, TINYLFU, UNBOUNDED)
+EVICTING_ROLES = (LRU, FIFO, RANDOM, LFU, TINYLFU)
 NO_TTL = {"lru-dict"}  # peers without any ttl: timed with their LRU class where a ttl is asked
 
 
@@ -173,6 +175,10 @@ def flexcache_impl() -> Impl:
         RANDOM: Variant(
             "FlexCache", "FlexCache('random', max_items=n)", bounded("random"), **calls
         ),
+        LFU: Variant("FlexCache", "FlexCache('lfu', max_items=n)", bounded("lfu"), **calls),
+        TINYLFU: Variant(
+            "FlexCache", "FlexCache('tinylfu', max_items=n)", bounded("tinylfu"), **calls
+        ),
         UNBOUNDED: Variant("FlexCache", "FlexCache()", lambda n: FlexCache(), **calls),
         TTL: Variant(
             "FlexCache", f"{lru}, ttl=timedelta(minutes=5)", bounded("lru"), ttl=TTL_DELTA, **calls
@@ -218,6 +224,7 @@ def cachetools_impl() -> Impl:
         LRU: Variant("cachetools", "LRUCache(n): c.get / c[k] = v / del c[k]", mod.LRUCache),
         FIFO: Variant("cachetools", "FIFOCache(n): mapping style", mod.FIFOCache),
         RANDOM: Variant("cachetools", "RRCache(n): mapping style", mod.RRCache),
+        LFU: Variant("cachetools", "LFUCache(n): mapping style", mod.LFUCache),
         TTL: Variant(
             "cachetools",
             "TLRUCache(n, ttu=now+300): mapping style",
@@ -259,6 +266,7 @@ def cachebox_impl() -> Impl:
         LRU: Variant("cachebox", "LRUCache(n): c.get / c[k] = v / del c[k]", mod.LRUCache),
         FIFO: Variant("cachebox", "FIFOCache(n): mapping style", mod.FIFOCache),
         RANDOM: Variant("cachebox", "RRCache(n): mapping style", mod.RRCache),
+        LFU: Variant("cachebox", "LFUCache(n): mapping style", mod.LFUCache),
         UNBOUNDED: Variant("cachebox", "Cache(0): mapping style", lambda n: mod.Cache(0)),
         TTL: Variant(
             "cachebox", "VTTLCache(n): c.insert(k, v, 300.0)", mod.VTTLCache, "insert", TTL_SECONDS
@@ -317,7 +325,7 @@ def theine_impl() -> Impl:
 
     calls = {"set_method": "set", "delete_method": "delete", "get_tuple": True, "dispose": close}
     impl.variants = {
-        LRU: Variant("theine", "Cache(n, nolock=True) [W-TinyLFU, its only policy]", make, **calls),
+        TINYLFU: Variant("theine", "Cache(n, nolock=True) [its only policy]", make, **calls),
         TTL: Variant(
             "theine",
             "Cache(n, nolock=True), ttl=timedelta(minutes=5)",
@@ -341,6 +349,12 @@ def moka_impl() -> Impl:
     calls = {"set_method": "set", "delete_method": "remove"}
     impl.variants = {
         LRU: Variant("moka-py", "Moka(n, policy='lru'): set / remove", make, **calls),
+        TINYLFU: Variant(
+            "moka-py",
+            "Moka(n, policy='tiny_lfu'): set / remove",
+            lambda n: mod.Moka(n, policy="tiny_lfu"),
+            **calls,
+        ),
         TTL: Variant(
             "moka-py", "Moka(n, policy='lru'), set(k, v, 300.0)", make, ttl=TTL_SECONDS, **calls
         ),
@@ -904,7 +918,7 @@ class Bench:
         keys = make_keys("evict", n)
         rows_ns: list[tuple[str, Variant, float]] = []
         groups = [(UNBOUNDED, variants(self.registry, UNBOUNDED)[:1])]
-        groups += [(role, variants(self.registry, role)) for role in (LRU, FIFO, RANDOM)]
+        groups += [(role, variants(self.registry, role)) for role in EVICTING_ROLES]
         for role, vs in groups:
             for v in vs:
                 samples = self.fresh_reps(

@@ -24,8 +24,8 @@ from flexcache import FlexCache
 TTL = timedelta(minutes=5)
 
 
-def get_hit(n: int, rounds: int) -> None:
-    cache = FlexCache("lru", max_items=n)
+def get_hit(n: int, rounds: int, policy: str = "lru") -> None:
+    cache = FlexCache(policy, max_items=n)
     keys = [f"key:{i:09d}" for i in range(n)]
     for k in keys:
         cache.set(k, 1)
@@ -73,10 +73,14 @@ def delete(n: int, rounds: int) -> None:
 
 WORKLOADS: dict[str, Callable[[int, int], None]] = {
     "get-hit": get_hit,
+    "get-hit-lfu": lambda n, rounds: get_hit(n, rounds, "lfu"),
+    "get-hit-tinylfu": lambda n, rounds: get_hit(n, rounds, "tinylfu"),
     "set-new": set_new,
     "set-new-ttl": lambda n, rounds: set_new(n, rounds, TTL),
     "set-evict-lru": set_evict("lru"),
     "set-evict-random": set_evict("random"),
+    "set-evict-lfu": set_evict("lfu"),
+    "set-evict-tinylfu": set_evict("tinylfu"),
     "delete": delete,
 }
 

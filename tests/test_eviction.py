@@ -376,6 +376,13 @@ def test_max_bytes_evicts_several_until_it_fits(policy: str, tracker) -> None:
     assert cache.bytes == 10
     big = tracker("big", 7)
     cache.set("big", big)
+    if policy == "tinylfu" and "big" not in cache:
+        # Larger than the window, big competed for its place and lost (SPEC: a set may let
+        # go of the entry it stored): closed once, counted, and the limit holds.
+        assert big.closes == 1
+        assert cache.stats().rejections == 1
+        assert cache.bytes <= 10
+        return
     assert cache.bytes == 9
     assert len(tracker.closed) == 4
     assert cache.items == 2
@@ -390,6 +397,12 @@ def test_size_equal_to_max_bytes_evicts_all_others(policy: str, tracker) -> None
     fill(cache, tracker, "abc", 3)
     whole = tracker("whole", 10)
     cache.set("whole", whole)
+    if policy == "tinylfu" and "whole" not in cache:
+        # Lost its admission contest (SPEC: a set may let go of the entry it stored).
+        assert whole.closes == 1
+        assert cache.stats().rejections == 1
+        assert cache.bytes <= 10
+        return
     assert cache.items == 1
     assert cache.bytes == 10
     assert cache.get("whole") is whole

@@ -18,9 +18,9 @@ Model semantics (SPEC plus README's "Semantics we chose"):
   lowest count, 1 at ``set`` and one more per ``get`` hit, ties to the least recently used;
   random: any live entry but the new one: the model accepts the victim the cache reports
   through the ``close()`` log and checks that it was a legal choice and that no more were
-  evicted than needed); ``tinylfu`` as random, except that it stores the new entry first and
-  then makes room, so the new entry may be the one that goes (lost its admission) -- the
-  model checks everything but which live entry was chosen;
+  evicted than needed); ``tinylfu`` as random, except that the new entry competes for its
+  place too and may be the one that goes (it lost its admission: closed, not stored) -- the
+  model checks everything but which entry was chosen;
 - ``in`` never reaps and never refreshes;
 - within one operation values are closed in the order they left: expired (and deleted or
   cleared) ones first, in any order, then eviction victims in eviction order.
@@ -148,21 +148,24 @@ class Model:
 
     def evict(self, extra_items: int, extra_bytes: int) -> None:
         while self.over(extra_items, extra_bytes):
-            if self.policy in ("random", "tinylfu"):
-                index = len(self.gone) + len(self.victims)
-                assert index < len(self.observed), (
-                    f"{self.policy}: the cache evicted too few entries to get under the limits"
-                )
-                chosen = self.observed[index]
-                keys = [k for k, e in self.entries.items() if e.value is chosen]
-                assert keys, f"{self.policy}: the cache closed {chosen!r}, not a live entry"
-                key = keys[0]
-            elif self.policy == "lfu":
-                lowest = min(entry.count for entry in self.entries.values())
-                key = next(k for k, e in self.entries.items() if e.count == lowest)
-            else:
-                key = next(iter(self.entries))
-            self.victims.append(self.release(key))
+            self.evict_one()
+
+    def evict_one(self) -> None:
+        if self.policy in ("random", "tinylfu"):
+            index = len(self.gone) + len(self.victims)
+            assert index < len(self.observed), (
+                f"{self.policy}: the cache evicted too few entries to get under the limits"
+            )
+            chosen = self.observed[index]
+            keys = [k for k, e in self.entries.items() if e.value is chosen]
+            assert keys, f"{self.policy}: the cache closed {chosen!r}, not a live entry"
+            key = keys[0]
+        elif self.policy == "lfu":
+            lowest = min(entry.count for entry in self.entries.values())
+            key = next(k for k, e in self.entries.items() if e.count == lowest)
+        else:
+            key = next(iter(self.entries))
+        self.victims.append(self.release(key))
 
     # -- operations ------------------------------------------------------------------------
 
@@ -178,12 +181,16 @@ class Model:
                 return "KeyError"
             self.gone.append(self.release(key))
         deadline = now if past else (None if ttl_ns is None else now + ttl_ns)
-        if self.policy == "tinylfu":
-            # Stored first, then room is made: the new entry competes too.
+        if self.policy == "tinylfu" and self.over(1, size):
+            # The new entry competes for its place too: it may be the one that goes.
+            self.reap_expired(now)
+            while self.over(1, size):
+                index = len(self.gone) + len(self.victims)
+                if index < len(self.observed) and self.observed[index] is value:
+                    self.victims.append(value)
+                    return "ok"
+                self.evict_one()
             self.entries[key] = Entry(value, size, deadline)
-            if self.over(0, 0):
-                self.reap_expired(now)
-                self.evict(0, 0)
             return "ok"
         if self.over(1, size):
             self.reap_expired(now)

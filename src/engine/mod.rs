@@ -31,7 +31,7 @@ use self::arena::{Arena, SlotId};
 use self::entry::Entry;
 use self::index::{Index, IndexHash};
 pub use self::policy::EvictionPolicy;
-use self::policy::Policy;
+use self::policy::{Admitted, Policy};
 pub use self::prefetch::prefetch;
 use self::sizes::LargeSizes;
 use self::time::{Nanos, LATEST_NOW, NEVER};
@@ -299,16 +299,7 @@ impl<K, V> Cache<K, V> {
             entries: Arena::new(),
             index: Index::default(),
             wheel: TimerWheel::new(now),
-            policy: Policy::new(
-                config.policy,
-                if config.max_bytes > 0 {
-                    config.max_bytes
-                } else {
-                    config.max_items
-                },
-                config.max_items,
-                rng,
-            ),
+            policy: Policy::new(config.policy, config.max_items, config.max_bytes, rng),
             config,
             bytes: 0,
             last_scan: now,
@@ -666,13 +657,11 @@ impl<K, V> Cache<K, V> {
                 })
             }
         }
-        if self.policy.admits_after_store() {
-            let id = self.store(new);
-            self.admit_stored(id, now, released);
-        } else {
-            self.make_room(1, new.size, now, released);
-            self.store(new);
+        if !self.make_room(1, new.size, Some(&new), now, released) {
+            self.reject(new, released);
+            return Ok(());
         }
+        self.store(new);
         Ok(())
     }
 
@@ -780,12 +769,11 @@ impl<K, V> Cache<K, V> {
         }
         self.auto_scan(now, released);
         let total = u64::try_from(total).unwrap_or(u64::MAX);
-        self.make_room(batch.len() as u64, total, now, released);
+        // Room for the whole batch: no entry of it competes for its place.
+        self.make_room(batch.len() as u64, total, None, now, released);
         for new in batch {
             self.store(new);
         }
-        // Room was made for the whole batch: no entry of it competes.
-        self.policy.end_admission();
         Ok(())
     }
 
@@ -793,7 +781,7 @@ impl<K, V> Cache<K, V> {
     pub fn scan(&mut self, now: Nanos, released: &mut Released<K, V>) {
         let now = self.observe(now);
         self.expire_due(now, released);
-        self.make_room(0, 0, now, released);
+        self.make_room(0, 0, None, now, released);
     }
 
     /// Removes every entry into `released`, giving the memory of the
@@ -894,48 +882,86 @@ impl<K, V> Cache<K, V> {
 
     /// Makes room for `items` more entries of `bytes` more units: expired
     /// entries go first, then victims by policy until the limits hold.
-    /// Inline, as the test alone is what most inserts pay.
+    /// For a single store, `incoming` is the entry about to be stored: a
+    /// policy that admits (`tinylfu`) may then refuse it, and the answer
+    /// is false. Inline, as the test alone is what most inserts pay.
     #[inline(always)]
-    fn make_room(&mut self, items: u64, bytes: u64, now: Nanos, released: &mut Released<K, V>) {
+    fn make_room(
+        &mut self,
+        items: u64,
+        bytes: u64,
+        incoming: Option<&NewEntry<K, V>>,
+        now: Nanos,
+        released: &mut Released<K, V>,
+    ) -> bool {
         if !self.over_limits(items, bytes) {
-            return;
+            return true;
         }
         self.expire_due(now, released);
+        if let Some(new) = incoming {
+            if self.policy.admission().is_some() {
+                return self.admit(new.hash, new.size, released);
+            }
+        }
         while self.over_limits(items, bytes) {
             let victim = self
                 .next_victim()
                 .expect("over a limit with no entry to evict");
             self.release(victim, Indexed::Yes, ReleaseReason::Evicted, released);
         }
+        true
     }
 
-    /// Makes room after `new` was stored, under a policy that admits after
-    /// storing (see [`Policy::admits_after_store`]): as `make_room`, except
-    /// that `new` itself may be the victim, released as `Rejected`.
+    /// Makes room for one new entry of `size` and key `hash` by admission
+    /// (see [`Policy::admission`]): the window's overflow and, when it is
+    /// larger than the window, the entry itself compete with the main
+    /// space's victims. False when the new entry lost.
     #[inline(never)]
-    fn admit_stored(&mut self, new: SlotId, now: Nanos, released: &mut Released<K, V>) {
-        if self.over_limits(0, 0) {
-            self.expire_due(now, released);
-            while self.over_limits(0, 0) {
-                let victim = self
-                    .policy
-                    .victim(&self.entries)
-                    .expect("over a limit with no entry to evict");
-                let reason = if victim == new {
-                    ReleaseReason::Rejected
-                } else {
-                    ReleaseReason::Evicted
-                };
-                self.release(victim, Indexed::Yes, reason, released);
+    fn admit(&mut self, hash: u64, size: u64, released: &mut Released<K, V>) -> bool {
+        let stored = IndexHash::of_key(hash).stored;
+        let Some(admission) = self.policy.admission() else {
+            unreachable!("admit under a policy without admission");
+        };
+        admission.prepare_admission(&mut self.entries, size, stored);
+        let mut admitted = true;
+        while self.over_limits(1, size) {
+            let Some(admission) = self.policy.admission() else {
+                unreachable!("the policy changed");
+            };
+            match admission.admission_victim(&self.entries) {
+                Admitted::Evict(victim) => {
+                    self.release(victim, Indexed::Yes, ReleaseReason::Evicted, released);
+                }
+                Admitted::Rejected => {
+                    admitted = false;
+                    break;
+                }
+                Admitted::Nothing => unreachable!("over a limit with no entry to evict"),
             }
         }
-        self.policy.end_admission();
+        if let Some(admission) = self.policy.admission() {
+            admission.end_admission();
+        }
+        admitted
     }
 
-    /// Files a new entry in every structure and returns its id. There is
-    /// room for it, unless the policy admits after storing.
+    /// Lets go of a new entry that lost its admission: counted as stored
+    /// and let go (SPEC: a `set` may let go of the entry it stored).
+    #[inline(never)]
+    fn reject(&mut self, new: NewEntry<K, V>, released: &mut Released<K, V>) {
+        self.counters.sets += 1;
+        self.counters.removed[ReleaseReason::Rejected as usize] += 1;
+        released.push(ReleasedEntry {
+            key: new.key,
+            value: new.value,
+            needs_close: new.needs_close,
+            reason: ReleaseReason::Rejected,
+        });
+    }
+
+    /// Files a new entry in every structure; there is room for it.
     #[inline(always)]
-    fn store(&mut self, new: NewEntry<K, V>) -> SlotId {
+    fn store(&mut self, new: NewEntry<K, V>) {
         let NewEntry {
             hash,
             key,
@@ -953,12 +979,10 @@ impl<K, V> Cache<K, V> {
         let entries = &self.entries;
         self.index
             .insert(hash, id, |other| entries.get(other).stored_hash());
-        let units = if self.config.max_bytes > 0 { size } else { 1 };
-        self.policy.on_insert(&mut self.entries, id, units);
+        self.policy.on_insert(&mut self.entries, id, size);
         self.wheel.schedule(&mut self.entries, id, deadline);
         self.bytes += u128::from(size);
         self.counters.sets += 1;
-        id
     }
 
     /// Whether `extra_items` more items of `extra_bytes` would break a limit.

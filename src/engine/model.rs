@@ -18,10 +18,11 @@
 //!   the engine's victims and checks that each was a live entry, not a new
 //!   one, and that the engine evicted exactly as many as the limits needed;
 //! - `tinylfu` picks its victims by a frequency sketch, so the model takes
-//!   them from the engine as for `random`, except that the entry just
-//!   stored may be one (released as `Rejected`), since `tinylfu` stores
-//!   before it makes room; everything else (counts, limits, reaping before
-//!   evicting, what is live) the model checks as for the other policies;
+//!   them from the engine as for `random`, except that the entry being
+//!   stored may be one: it lost its admission, is released as `Rejected`
+//!   and not stored (counted as stored and let go); everything else
+//!   (counts, limits, reaping before evicting, what is live) the model
+//!   checks as for the other policies;
 //! - `for_each_live` has an order only where the policy keeps one (bounded
 //!   `lru`/`fifo`/`lfu`); elsewhere it is compared as a set.
 //!
@@ -503,15 +504,8 @@ impl Model {
     /// Evicts one entry: the front for `lru`/`fifo`, the first of the
     /// lowest count for `lfu`; for `random` and `tinylfu` the next of the
     /// engine's victims, which must be live and not one being stored
-    /// (`protected`), except that `tinylfu` may let go of `admitting`, the
-    /// entry its store just stored, as `Rejected`.
-    fn evict_one(
-        &mut self,
-        chosen: &mut VecDeque<Key>,
-        protected: &[u8],
-        admitting: Option<Key>,
-        out: &mut Vec<Release>,
-    ) {
+    /// (`protected`).
+    fn evict_one(&mut self, chosen: &mut VecDeque<Key>, protected: &[u8], out: &mut Vec<Release>) {
         let index = match self.config.policy {
             EvictionPolicy::Lru | EvictionPolicy::Fifo => 0,
             EvictionPolicy::Lfu => {
@@ -525,12 +519,6 @@ impl Model {
                 let key = chosen
                     .pop_front()
                     .expect("the engine evicted fewer entries than the limits need");
-                if Some(key) == admitting {
-                    let index = self.entries.len() - 1;
-                    assert_eq!(self.entries[index].key, key, "the admitted entry moved");
-                    self.release(index, ReleaseReason::Rejected, out);
-                    return;
-                }
                 assert!(
                     !protected.contains(&key.logical),
                     "the engine evicted an entry being stored"
@@ -563,21 +551,35 @@ impl Model {
         if self.over_limits(items, bytes) {
             self.reap_expired(out);
             while self.over_limits(items, bytes) {
-                self.evict_one(chosen, protected, None, out);
+                self.evict_one(chosen, protected, out);
             }
         }
     }
 
-    /// `tinylfu`'s room, made after `admitting` (the last entry) was
-    /// stored: it may be the one to go. Expired entries go first, and the
-    /// new one among them if it is already expired.
-    fn admit_stored(&mut self, admitting: Key, chosen: &mut VecDeque<Key>, out: &mut Vec<Release>) {
-        if self.over_limits(0, 0) {
+    /// `tinylfu`'s room for `new`: as `make_room`, except that the
+    /// engine may let go of `new` itself instead (false: not stored).
+    fn admit(
+        &mut self,
+        new: ModelEntry,
+        chosen: &mut VecDeque<Key>,
+        out: &mut Vec<Release>,
+    ) -> bool {
+        let size = u128::from(new.size);
+        if self.over_limits(1, size) {
             self.reap_expired(out);
-            while self.over_limits(0, 0) {
-                self.evict_one(chosen, &[], Some(admitting), out);
+            while self.over_limits(1, size) {
+                if chosen.front() == Some(&new.key) {
+                    chosen.pop_front();
+                    self.stats.sets += 1;
+                    self.stats.rejections += 1;
+                    self.changes += 2;
+                    out.push((new.key, new.value, ReleaseReason::Rejected));
+                    return false;
+                }
+                self.evict_one(chosen, &[new.key.logical], out);
             }
         }
+        true
     }
 
     /// `get`: a hit counts and is a use under LRU; a miss counts; an
@@ -670,10 +672,10 @@ impl Model {
                 return Ok(Err(Refusal::Occupied));
             }
         }
-        if self.config.policy == EvictionPolicy::TinyLfu && self.bounded() {
-            let admitting = new.key;
-            self.store(new);
-            self.admit_stored(admitting, chosen, out);
+        if self.config.policy == EvictionPolicy::TinyLfu {
+            if self.admit(new, chosen, out) {
+                self.store(new);
+            }
         } else {
             self.make_room(1, u128::from(new.size), chosen, &[new.key.logical], out);
             self.store(new);
@@ -765,7 +767,7 @@ impl Model {
         self.observe(now);
         self.reap_expired(out);
         while self.over_limits(0, 0) {
-            self.evict_one(chosen, &[], None, out);
+            self.evict_one(chosen, &[], out);
         }
     }
 

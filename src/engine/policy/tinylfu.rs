@@ -66,14 +66,19 @@ pub(crate) struct TinyLfu {
     probation_units: u64,
     protected_units: u64,
     capacity: u64,
+    /// Whether entries weigh their size (a `max_bytes` cache) or 1.
+    sized_in_bytes: bool,
     window_max: u64,
     protected_max: u64,
     sketch: FrequencySketch,
     /// The first entry the current store's window overflow moved into
     /// probation that has not yet won admission; the candidates are it and
     /// the entries after it, at probation's most recent end. `None` outside
-    /// a store's admission (see [`TinyLfu::end_admission`]).
+    /// a store's admission (see [`TinyLfu::prepare_admission`]).
     candidate: Option<SlotId>,
+    /// The stored hash of the entry being stored, while it competes itself
+    /// (it is larger than the whole window): the last candidate.
+    incoming: Option<u32>,
     /// The stored hash of the key of the last miss, so that the store that
     /// usually follows it is not counted as a second access.
     last_miss: Option<u32>,
@@ -91,9 +96,10 @@ fn sketch_hash(stored: u32) -> u64 {
 }
 
 impl TinyLfu {
-    /// A policy for `capacity` units; `max_items` bounds the sketch's size
-    /// (0: the cache has no item limit, and the sketch grows with it).
-    pub(crate) fn new(capacity: u64, max_items: u64, rng: SmallRng) -> Self {
+    /// A policy for `capacity` units, in bytes when `sized_in_bytes`;
+    /// `max_items` bounds the sketch's size (0: the cache has no item
+    /// limit, and the sketch grows with it).
+    pub(crate) fn new(capacity: u64, sized_in_bytes: bool, max_items: u64, rng: SmallRng) -> Self {
         let capacity = capacity.max(1);
         let window_max = capacity.div_ceil(100);
         let main = capacity - window_max;
@@ -106,10 +112,12 @@ impl TinyLfu {
             probation_units: 0,
             protected_units: 0,
             capacity,
+            sized_in_bytes,
             window_max,
             protected_max: protected_share(main),
             sketch: FrequencySketch::new(max_items),
             candidate: None,
+            incoming: None,
             last_miss: None,
             window_ghosts: Ghosts::default(),
             main_ghosts: Ghosts::default(),
@@ -146,14 +154,14 @@ impl TinyLfu {
         self.member_mut(id).region = to;
     }
 
-    /// A new entry: the most recent of the window. The window's overflow
-    /// goes to probation as the candidates of this store's admission.
-    pub(crate) fn insert<K, V>(
-        &mut self,
-        entries: &mut Arena<Entry<K, V>>,
-        id: SlotId,
-        units: u64,
-    ) {
+    /// A new entry of `size`: the most recent of the window; the window's
+    /// overflow goes to probation (where an entry larger than the window
+    /// goes itself, having won its admission). Out of line, as are the
+    /// other hooks the policy's dispatch calls: inlined there, they slowed
+    /// the LRU paths.
+    #[inline(never)]
+    pub(crate) fn insert<K, V>(&mut self, entries: &mut Arena<Entry<K, V>>, id: SlotId, size: u64) {
+        let units = if self.sized_in_bytes { size } else { 1 };
         let index = id.index();
         if index >= self.members.len() {
             self.members.resize(index + 1, Member::default());
@@ -164,24 +172,57 @@ impl TinyLfu {
         };
         self.window.push_back(&mut OrderLinks(&mut *entries), id);
         self.window_units += units;
-        let stored = entries.get(id).stored_hash();
+        self.count_store(entries.get(id).stored_hash());
+        self.sketch.grow_for(entries.len() as u64);
+        self.overflow_window(entries, 0, false);
+    }
+
+    /// Counts a store of the key of `stored` in the sketch, unless it
+    /// follows a miss of that key (counted already: one access).
+    fn count_store(&mut self, stored: u32) {
         if self.last_miss.take() != Some(stored) {
             self.sketch.increment(sketch_hash(stored));
         }
-        self.sketch.grow_for(entries.len() as u64);
+    }
+
+    /// Begins the admission of an entry of `size` whose key has the stored
+    /// hash `stored`, about to be stored in a full cache: the window makes
+    /// room for it, and what it lets go goes to probation as candidates,
+    /// to compete with the main space's victims (see
+    /// [`TinyLfu::admission_victim`]). An entry larger than the whole
+    /// window competes itself, after them.
+    pub(crate) fn prepare_admission<K, V>(
+        &mut self,
+        entries: &mut Arena<Entry<K, V>>,
+        size: u64,
+        stored: u32,
+    ) {
+        let units = if self.sized_in_bytes { size } else { 1 };
+        // Counted now, for the contest; `insert` then counts it no more.
+        self.count_store(stored);
+        self.last_miss = Some(stored);
         self.candidate = None;
-        self.overflow_window(entries);
+        self.overflow_window(entries, units, true);
+        self.incoming = (units > self.window_max).then_some(stored);
     }
 
     /// Moves the window's least recent entries to probation until the
-    /// window fits its size; the first one moved is the candidate.
-    fn overflow_window<K, V>(&mut self, entries: &mut Arena<Entry<K, V>>) {
-        while self.window_units > self.window_max {
+    /// window fits its size with `room` units to spare. During an
+    /// admission (`candidates`) the first one moved is the candidate.
+    fn overflow_window<K, V>(
+        &mut self,
+        entries: &mut Arena<Entry<K, V>>,
+        room: u64,
+        candidates: bool,
+    ) {
+        while self.window_units.saturating_add(room) > self.window_max {
             let Some(oldest) = self.window.head else {
                 break;
             };
             self.move_to(entries, oldest, Region::Probation);
-            self.candidate.get_or_insert(oldest);
+            if candidates {
+                self.candidate.get_or_insert(oldest);
+            }
         }
     }
 
@@ -196,7 +237,7 @@ impl TinyLfu {
         }
     }
 
-    #[inline]
+    #[inline(never)]
     pub(crate) fn hit<K, V>(&mut self, entries: &mut Arena<Entry<K, V>>, id: SlotId) {
         self.sketch
             .increment(sketch_hash(entries.get(id).stored_hash()));
@@ -212,7 +253,7 @@ impl TinyLfu {
         }
     }
 
-    #[inline]
+    #[inline(never)]
     pub(crate) fn miss<K, V>(&mut self, entries: &mut Arena<Entry<K, V>>, hash: IndexHash) {
         self.sketch.increment(sketch_hash(hash.stored));
         self.last_miss = Some(hash.stored);
@@ -255,6 +296,7 @@ impl TinyLfu {
         (held / (len as u64).max(1)).max(1)
     }
 
+    #[inline(never)]
     pub(crate) fn remove<K, V>(&mut self, entries: &mut Arena<Entry<K, V>>, id: SlotId) {
         if self.candidate == Some(id) {
             self.candidate = OrderLinks(&*entries).link(id).next;
@@ -265,57 +307,83 @@ impl TinyLfu {
         *region_units -= units;
     }
 
-    /// The entry to let go next. During a store's admission with a
-    /// candidate left, the candidate and probation's least recent entry
-    /// compete and the less popular goes; a candidate that wins stays in
-    /// probation and the next candidate competes. Otherwise probation's
-    /// least recent entry, then protected's, then the window's.
+    /// The entry to let go next, outside an admission: probation's least
+    /// recent entry, then protected's, then the window's.
+    #[inline(never)]
     pub(crate) fn victim<K, V>(&mut self, entries: &Arena<Entry<K, V>>) -> Option<SlotId> {
-        let (victim, from_window) = self.choose_victim(entries)?;
-        let ghosts = if from_window {
+        let victim = self.oldest_of_all()?;
+        let ghosts = if self.member(victim).region == Region::Window {
             &mut self.window_ghosts
         } else {
             &mut self.main_ghosts
         };
-        // Half the entries held: ghosts that remember the whole cache's
-        // worth answer for a window twice as large, which on a stable
-        // skewed trace grew it past its best size.
-        ghosts.record(
-            entries.get(victim).stored_hash(),
-            (entries.len() / 2).max(1),
-        );
+        ghosts.record(entries.get(victim).stored_hash(), ghost_capacity(entries));
         Some(victim)
     }
 
-    /// The victim, and whether the window let it go (a candidate that lost
-    /// admission, or a window entry) rather than the main space.
-    fn choose_victim<K, V>(&mut self, entries: &Arena<Entry<K, V>>) -> Option<(SlotId, bool)> {
-        let Some(oldest) = self.probation.head else {
-            return match self.protected.head {
-                Some(oldest) => Some((oldest, false)),
-                None => Some((self.window.head?, true)),
-            };
-        };
-        let Some(candidate) = self.candidate else {
-            return Some((oldest, false));
-        };
-        if candidate == oldest {
-            // Only candidates are left in probation: nothing to beat.
-            return Some((candidate, true));
-        }
-        let frequency = |id: SlotId| {
-            self.sketch
-                .frequency(sketch_hash(entries.get(id).stored_hash()))
-        };
-        if self.admit(frequency(candidate), frequency(oldest)) {
-            self.candidate = OrderLinks(entries).link(candidate).next;
-            Some((oldest, false))
-        } else {
-            Some((candidate, true))
-        }
+    fn oldest_of_all(&self) -> Option<SlotId> {
+        self.probation
+            .head
+            .or(self.protected.head)
+            .or(self.window.head)
     }
 
-    fn admit(&mut self, candidate: u64, victim: u64) -> bool {
+    /// The entry to let go next during an admission (see
+    /// [`TinyLfu::prepare_admission`]), or `Rejected` for the entry being
+    /// stored. While a candidate is left, it and probation's least recent
+    /// entry compete and the less popular goes; a candidate that wins stays
+    /// in probation and the next one competes, the entry being stored last
+    /// when it competes at all. Otherwise as [`TinyLfu::victim`].
+    #[inline(never)]
+    pub(crate) fn admission_victim<K, V>(&mut self, entries: &Arena<Entry<K, V>>) -> Admitted {
+        let hash_of = |id: SlotId| entries.get(id).stored_hash();
+        let capacity = ghost_capacity(entries);
+        let oldest = self.probation.head;
+        let verdict = match (self.candidate, oldest) {
+            // Only candidates are left in probation: nothing to beat.
+            (Some(candidate), Some(oldest)) if candidate == oldest => Admitted::Evict(candidate),
+            (Some(candidate), Some(oldest)) => {
+                let (challenger, holder) = (hash_of(candidate), hash_of(oldest));
+                if self.admit(challenger, holder) {
+                    self.candidate = OrderLinks(entries).link(candidate).next;
+                    self.main_ghosts.record(holder, capacity);
+                    return Admitted::Evict(oldest);
+                }
+                Admitted::Evict(candidate)
+            }
+            _ => match (self.incoming, self.oldest_of_all()) {
+                (Some(incoming), Some(oldest)) if self.admit(incoming, hash_of(oldest)) => {
+                    self.main_ghosts.record(hash_of(oldest), capacity);
+                    return Admitted::Evict(oldest);
+                }
+                (Some(incoming), _) => {
+                    self.window_ghosts.record(incoming, capacity);
+                    // Not stored after all: a later store of it counts.
+                    self.last_miss = None;
+                    return Admitted::Rejected;
+                }
+                (None, Some(oldest)) => {
+                    self.main_ghosts.record(hash_of(oldest), capacity);
+                    return Admitted::Evict(oldest);
+                }
+                (None, None) => return Admitted::Nothing,
+            },
+        };
+        if let Admitted::Evict(loser) = verdict {
+            self.window_ghosts.record(hash_of(loser), capacity);
+        }
+        verdict
+    }
+
+    /// Whether the key of `challenger` (stored hash bits) beats that of
+    /// `holder` by the sketch's estimates.
+    fn admit(&mut self, challenger: u32, holder: u32) -> bool {
+        let candidate = self.sketch.frequency(sketch_hash(challenger));
+        let victim = self.sketch.frequency(sketch_hash(holder));
+        self.wins(candidate, victim)
+    }
+
+    fn wins(&mut self, candidate: u64, victim: u64) -> bool {
         if candidate > victim {
             return true;
         }
@@ -324,9 +392,9 @@ impl TinyLfu {
 
     /// Ends the current store's admission: what is left of its candidates
     /// won their place.
-    #[inline]
     pub(crate) fn end_admission(&mut self) {
         self.candidate = None;
+        self.incoming = None;
     }
 
     /// Moves `units` of size from protected to the window, then fills the
@@ -373,6 +441,7 @@ impl TinyLfu {
         self.probation_units = 0;
         self.protected_units = 0;
         self.candidate = None;
+        self.incoming = None;
         self.window_ghosts.clear();
         self.main_ghosts.clear();
     }
@@ -418,9 +487,28 @@ impl TinyLfu {
         );
         assert!(self.window_max >= 1, "window below one unit");
         assert_eq!(self.candidate, None, "a candidate outside admission");
+        assert_eq!(self.incoming, None, "an incoming entry outside admission");
         self.sketch.validate();
         all
     }
+}
+
+/// What an admission lets go next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Admitted {
+    /// This entry, to make room.
+    Evict(SlotId),
+    /// The entry being stored: it lost its admission.
+    Rejected,
+    /// Nothing is left to let go.
+    Nothing,
+}
+
+/// Each ghost history remembers half the entries held: ghosts that
+/// remember the whole cache's worth answer for a window twice as large,
+/// which on a stable skewed trace grew it past its best size.
+fn ghost_capacity<K, V>(entries: &Arena<Entry<K, V>>) -> usize {
+    (entries.len() / 2).max(1)
 }
 
 /// Protected's size in a main space of `main` units: 80%, rounded down.
