@@ -40,14 +40,30 @@ const COUNTER_MAX: u64 = 15;
 /// for it (see `tinylfu`).
 const SAMPLE_FACTOR: u64 = 20;
 
-/// Where a key's counters and doorkeeper bits are.
+/// Where a key's counters and doorkeeper bits are: its block, and a mix
+/// of its hash whose bytes 0-3 place the four counters (bit 0 the word of
+/// the pair, bits 1-4 the nibble) and whose bits 32-40 and 41-49 are the
+/// two doorkeeper bits.
 #[derive(Clone, Copy, Debug)]
 struct Place {
     block: usize,
-    /// Word (in `counters`) and bit shift of each of the four counters.
-    counters: [(usize, u32); 4],
-    /// Word and bit of each of the two doorkeeper bits.
-    doorkeeper: [(usize, u64); 2],
+    mixed: u64,
+}
+
+impl Place {
+    /// Word and bit shift of counter `i` (0-3).
+    #[inline(always)]
+    fn counter(self, i: u32) -> (usize, u32) {
+        let bits = (self.mixed >> (i * 8)) as u32;
+        ((2 * i + (bits & 1)) as usize, ((bits >> 1) & 15) * 4)
+    }
+
+    /// Word and mask of doorkeeper bit `i` (0-1).
+    #[inline(always)]
+    fn doorkeeper(self, i: u32) -> (usize, u64) {
+        let bit = (self.mixed >> (32 + 9 * i)) as usize & 511;
+        (bit / 64, 1u64 << (bit % 64))
+    }
 }
 
 #[derive(Debug, Default)]
@@ -127,24 +143,14 @@ impl FrequencySketch {
         // The block from the hash's high bits (a multiply-shift range
         // reduction), the counters and doorkeeper bits from a second mix,
         // so that keys sharing a block rarely share counters.
-        let block = ((u128::from(hash) * self.blocks.len() as u128) >> 64) as usize;
-        let mixed = hash.wrapping_mul(0xBF58_476D_1CE4_E5B9) ^ (hash >> 31);
-        let counter = |i: u32| {
-            let bits = (mixed >> (i * 8)) as u32;
-            (2 * i as usize + (bits & 1) as usize, ((bits >> 1) & 15) * 4)
-        };
-        let door = |shift: u32| {
-            let bit = (mixed >> shift) as usize & 511;
-            (bit / 64, 1u64 << (bit % 64))
-        };
         Place {
-            block,
-            counters: [counter(0), counter(1), counter(2), counter(3)],
-            doorkeeper: [door(32), door(41)],
+            block: ((u128::from(hash) * self.blocks.len() as u128) >> 64) as usize,
+            mixed: hash.wrapping_mul(0xBF58_476D_1CE4_E5B9) ^ (hash >> 31),
         }
     }
 
-    /// Records one access of the key with `hash`.
+    /// Records one access of the key with `hash`. Branch-free but for the
+    /// doorkeeper: a hit on a `tinylfu` cache runs this.
     #[inline]
     pub(crate) fn increment(&mut self, hash: u64) {
         if self.blocks.is_empty() {
@@ -152,18 +158,17 @@ impl FrequencySketch {
         }
         let place = self.place(hash);
         let block = &mut self.blocks[place.block];
-        let [first, second] = place.doorkeeper;
-        let known =
-            block.doorkeeper[first.0] & first.1 != 0 && block.doorkeeper[second.0] & second.1 != 0;
-        if known {
-            for (word, shift) in place.counters {
-                if (block.counters[word] >> shift) & COUNTER_MAX < COUNTER_MAX {
-                    block.counters[word] += 1 << shift;
-                }
+        let ((word0, mask0), (word1, mask1)) = (place.doorkeeper(0), place.doorkeeper(1));
+        let door = &mut block.doorkeeper;
+        if door[word0] & mask0 != 0 && door[word1] & mask1 != 0 {
+            for i in 0..4 {
+                let (word, shift) = place.counter(i);
+                let counter = (block.counters[word] >> shift) & COUNTER_MAX;
+                block.counters[word] += u64::from(counter < COUNTER_MAX) << shift;
             }
         } else {
-            block.doorkeeper[first.0] |= first.1;
-            block.doorkeeper[second.0] |= second.1;
+            door[word0] |= mask0;
+            door[word1] |= mask1;
         }
         self.additions += 1;
         if self.additions >= self.sample_size {
@@ -180,15 +185,15 @@ impl FrequencySketch {
         }
         let place = self.place(hash);
         let block = &self.blocks[place.block];
-        let counted = place
-            .counters
-            .iter()
-            .map(|&(word, shift)| (block.counters[word] >> shift) & COUNTER_MAX)
+        let counted = (0..4)
+            .map(|i| {
+                let (word, shift) = place.counter(i);
+                (block.counters[word] >> shift) & COUNTER_MAX
+            })
             .min()
             .unwrap_or(0);
-        let [first, second] = place.doorkeeper;
-        let known =
-            block.doorkeeper[first.0] & first.1 != 0 && block.doorkeeper[second.0] & second.1 != 0;
+        let ((word0, mask0), (word1, mask1)) = (place.doorkeeper(0), place.doorkeeper(1));
+        let known = block.doorkeeper[word0] & mask0 != 0 && block.doorkeeper[word1] & mask1 != 0;
         counted + u64::from(known)
     }
 

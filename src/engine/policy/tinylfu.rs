@@ -241,16 +241,20 @@ impl TinyLfu {
     pub(crate) fn hit<K, V>(&mut self, entries: &mut Arena<Entry<K, V>>, id: SlotId) {
         self.sketch
             .increment(sketch_hash(entries.get(id).stored_hash()));
+        let links = &mut OrderLinks(&mut *entries);
         match self.member(id).region {
-            Region::Window => self.window.move_to_back(&mut OrderLinks(&mut *entries), id),
-            Region::Protected => self
-                .protected
-                .move_to_back(&mut OrderLinks(&mut *entries), id),
-            Region::Probation => {
-                self.move_to(entries, id, Region::Protected);
-                self.demote_protected(entries);
-            }
+            Region::Protected => self.protected.move_to_back(links, id),
+            Region::Window => self.window.move_to_back(links, id),
+            Region::Probation => self.promote(entries, id),
         }
+    }
+
+    /// A hit in probation: to protected, whose overflow goes back.
+    #[cold]
+    #[inline(never)]
+    fn promote<K, V>(&mut self, entries: &mut Arena<Entry<K, V>>, id: SlotId) {
+        self.move_to(entries, id, Region::Protected);
+        self.demote_protected(entries);
     }
 
     #[inline(never)]
