@@ -25,7 +25,8 @@ pub(crate) struct Entry<K, V> {
     deadline: Nanos,
     /// Links in the entry's wheel bucket.
     timer_link: Link,
-    /// Links in the LRU/FIFO order list; unused under the other policies.
+    /// Links in the policy's order list (LRU/FIFO, an LFU frequency node,
+    /// a `tinylfu` region); unused under `random` and without limits.
     order: Link,
 }
 

@@ -64,6 +64,13 @@ impl Place {
         let bit = (self.mixed >> (32 + 9 * i)) as usize & 511;
         (bit / 64, 1u64 << (bit % 64))
     }
+
+    /// Whether `block`'s doorkeeper holds the key: both its bits are set.
+    #[inline(always)]
+    fn known(self, block: &Block) -> bool {
+        let ((word0, mask0), (word1, mask1)) = (self.doorkeeper(0), self.doorkeeper(1));
+        block.doorkeeper[word0] & mask0 != 0 && block.doorkeeper[word1] & mask1 != 0
+    }
 }
 
 #[derive(Debug, Default)]
@@ -158,17 +165,17 @@ impl FrequencySketch {
         }
         let place = self.place(hash);
         let block = &mut self.blocks[place.block];
-        let ((word0, mask0), (word1, mask1)) = (place.doorkeeper(0), place.doorkeeper(1));
-        let door = &mut block.doorkeeper;
-        if door[word0] & mask0 != 0 && door[word1] & mask1 != 0 {
+        if place.known(block) {
             for i in 0..4 {
                 let (word, shift) = place.counter(i);
                 let counter = (block.counters[word] >> shift) & COUNTER_MAX;
                 block.counters[word] += u64::from(counter < COUNTER_MAX) << shift;
             }
         } else {
-            door[word0] |= mask0;
-            door[word1] |= mask1;
+            for i in 0..2 {
+                let (word, mask) = place.doorkeeper(i);
+                block.doorkeeper[word] |= mask;
+            }
         }
         self.additions += 1;
         if self.additions >= self.sample_size {
@@ -192,9 +199,7 @@ impl FrequencySketch {
             })
             .min()
             .unwrap_or(0);
-        let ((word0, mask0), (word1, mask1)) = (place.doorkeeper(0), place.doorkeeper(1));
-        let known = block.doorkeeper[word0] & mask0 != 0 && block.doorkeeper[word1] & mask1 != 0;
-        counted + u64::from(known)
+        counted + u64::from(place.known(block))
     }
 
     /// Halves every counter and empties the doorkeeper.
