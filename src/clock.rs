@@ -30,6 +30,22 @@ impl ManualClock {
         }
     }
 
+    /// A clock at monotonic time `nanos` whose wall time at monotonic 0 is
+    /// `wall_origin` seconds since the epoch: a copy of one that reads
+    /// those (see [`ManualClock::wall_origin`]).
+    #[must_use]
+    pub fn at(nanos: Nanos, wall_origin: f64) -> Self {
+        ManualClock {
+            nanos: AtomicU64::new(nanos),
+            wall_origin_bits: AtomicU64::new(wall_origin.to_bits()),
+        }
+    }
+
+    /// Wall time at monotonic 0, in seconds since the epoch.
+    pub fn wall_origin(&self) -> f64 {
+        f64::from_bits(self.wall_origin_bits.load(Ordering::Relaxed))
+    }
+
     /// Moves time forward, saturating at the end of the clock's range.
     pub fn advance(&self, nanos: u64) {
         update(&self.nanos, |current| current.saturating_add(nanos));
@@ -40,8 +56,7 @@ impl ManualClock {
     }
 
     pub fn wall_seconds(&self) -> f64 {
-        let origin = f64::from_bits(self.wall_origin_bits.load(Ordering::Relaxed));
-        origin + self.now() as f64 / NANOS_PER_SECOND as f64
+        self.wall_origin() + self.now() as f64 / NANOS_PER_SECOND as f64
     }
 
     /// Steps the wall clock alone by `seconds` (either way), as an NTP

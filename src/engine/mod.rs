@@ -20,6 +20,7 @@ pub mod model;
 mod policy;
 mod prefetch;
 mod sizes;
+mod snapshot;
 pub mod time;
 mod wheel;
 
@@ -34,6 +35,7 @@ pub use self::policy::EvictionPolicy;
 use self::policy::{Admitted, Policy};
 pub use self::prefetch::prefetch;
 use self::sizes::LargeSizes;
+pub use self::snapshot::{ExportedEntry, RestoredEntry};
 use self::time::{Nanos, LATEST_NOW, NEVER};
 use self::wheel::TimerWheel;
 
@@ -962,6 +964,19 @@ impl<K, V> Cache<K, V> {
     /// Files a new entry in every structure; there is room for it.
     #[inline(always)]
     fn store(&mut self, new: NewEntry<K, V>) {
+        self.file(new, |policy, entries, id, size| {
+            policy.on_insert(entries, id, size);
+        });
+    }
+
+    /// [`Cache::store`], the policy told of the entry by `file_in_policy`
+    /// (a restore files it with its use count).
+    #[inline(always)]
+    fn file(
+        &mut self,
+        new: NewEntry<K, V>,
+        file_in_policy: impl FnOnce(&mut Policy, &mut Arena<Entry<K, V>>, SlotId, u64),
+    ) {
         let NewEntry {
             hash,
             key,
@@ -979,7 +994,7 @@ impl<K, V> Cache<K, V> {
         let entries = &self.entries;
         self.index
             .insert(hash, id, |other| entries.get(other).stored_hash());
-        self.policy.on_insert(&mut self.entries, id, size);
+        file_in_policy(&mut self.policy, &mut self.entries, id, size);
         self.wheel.schedule(&mut self.entries, id, deadline);
         self.bytes += u128::from(size);
         self.counters.sets += 1;

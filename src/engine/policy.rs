@@ -22,6 +22,7 @@ use rand::rngs::SmallRng;
 use rand::Rng;
 
 use self::lfu::Lfu;
+pub(crate) use self::lfu::LfuCursor;
 pub(crate) use self::tinylfu::Admitted;
 use self::tinylfu::TinyLfu;
 use super::arena::{Arena, SlotId};
@@ -314,6 +315,51 @@ impl Policy {
                 true
             }
             Policy::Random { .. } | Policy::TinyLfu(_) | Policy::Unbounded => false,
+        }
+    }
+
+    /// As [`Policy::for_each_in_order`], and for `tinylfu` in the order
+    /// its victims would go (see [`TinyLfu::for_each_in_victim_order`]):
+    /// the order a snapshot keeps, so that a restored cache lets its
+    /// entries go in the order the source would have.
+    pub(crate) fn for_each_in_victim_order<K, V>(
+        &self,
+        entries: &Arena<Entry<K, V>>,
+        visit: impl FnMut(SlotId),
+    ) -> bool {
+        match self {
+            Policy::TinyLfu(tiny) => {
+                tiny.for_each_in_victim_order(entries, visit);
+                true
+            }
+            _ => self.for_each_in_order(entries, visit),
+        }
+    }
+
+    /// A member's use count, for a policy that keeps one (`lfu`); 0 for
+    /// the others.
+    pub(crate) fn uses_of(&self, id: SlotId) -> u64 {
+        match self {
+            Policy::Lfu(lfu) => lfu.count_of(id),
+            _ => 0,
+        }
+    }
+
+    /// A restored entry of `size` and `uses`: `lfu` files it under its
+    /// count (see [`Lfu::insert_counted`]); every other policy takes it as
+    /// a new entry, so `tinylfu` rebuilds its regions from the order of
+    /// the restore.
+    pub(crate) fn on_restore<K, V>(
+        &mut self,
+        entries: &mut Arena<Entry<K, V>>,
+        id: SlotId,
+        size: u64,
+        uses: u64,
+        cursor: &mut LfuCursor,
+    ) {
+        match self {
+            Policy::Lfu(lfu) => lfu.insert_counted(entries, id, uses, cursor),
+            _ => self.on_insert(entries, id, size),
         }
     }
 

@@ -312,17 +312,30 @@ fn settle_batch<'a, 'py: 'a>(
 /// key hash in a table that compares only on a hash match (a `HashMap`
 /// with its keyed hasher cost a batch more per key than storing it did).
 fn without_repeats(batch: Vec<Pending<'_>>, last_wins: bool) -> PyResult<Vec<Pending<'_>>> {
+    without_repeated_keys(batch, |pending| &pending.key, last_wins)
+}
+
+/// [`without_repeats`] for any batch whose items have a key (`key_of`).
+pub(super) fn without_repeated_keys<'py, T>(
+    batch: Vec<T>,
+    key_of: impl Fn(&T) -> &Key<'py>,
+    last_wins: bool,
+) -> PyResult<Vec<T>> {
     // Python's hashes of small ints are the ints: spread them over the
     // bits the table reads.
-    let table_hash = |position: usize| batch[position].key.hash.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let table_hash = |position: usize| {
+        key_of(&batch[position])
+            .hash
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    };
     let mut seen: HashTable<usize> = HashTable::with_capacity(batch.len());
     let mut superseded: Option<Vec<bool>> = None;
     for position in 0..batch.len() {
         let hash = table_hash(position);
-        let key = &batch[position].key;
+        let key = key_of(&batch[position]);
         let mut holder = None;
         for &earlier in seen.iter_hash(hash) {
-            let other = &batch[earlier].key;
+            let other = key_of(&batch[earlier]);
             if other.hash == key.hash && key.equals(&other.object)? {
                 holder = Some(earlier);
                 break;

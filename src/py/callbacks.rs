@@ -77,6 +77,12 @@ pub(crate) fn weigh(
     Ok((size, has_close))
 }
 
+/// Whether the value needs closing when it leaves (as [`measure`] finds
+/// it), without measuring it: for an entry whose size is known already.
+pub(crate) fn needs_close(value: &Bound<'_, PyAny>) -> PyResult<bool> {
+    Ok(!is_plain_builtin(value) && has_close(value)?)
+}
+
 /// Whether the value has `close()` or `aclose()` (the entry's
 /// `needs_close`).
 fn has_close(value: &Bound<'_, PyAny>) -> PyResult<bool> {

@@ -26,6 +26,7 @@ mod flight;
 mod guard;
 mod key;
 mod memo;
+mod persist;
 mod types;
 
 use std::sync::{Arc, OnceLock};
@@ -107,6 +108,23 @@ impl ManualClockPy {
     fn __repr__(&self) -> String {
         format!("ManualClock(monotonic={:?})", self.monotonic())
     }
+
+    /// Pickles (and copies) as a new clock at the same times.
+    fn __reduce__<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyAny>, (u64, f64))> {
+        let remake = py
+            .import(intern!(py, "flexcache._persist"))?
+            .getattr(intern!(py, "_manual_clock"))?;
+        Ok((remake, (self.inner.now(), self.inner.wall_origin())))
+    }
+
+    /// A clock at monotonic `nanos` whose wall time at monotonic 0 was
+    /// `wall_origin` (what `__reduce__` hands on).
+    #[staticmethod]
+    fn _at(nanos: u64, wall_origin: f64) -> Self {
+        ManualClockPy {
+            inner: Arc::new(ManualClock::at(nanos, wall_origin)),
+        }
+    }
 }
 
 /// An in-memory cache keyed by any hashable object.
@@ -117,6 +135,9 @@ impl ManualClockPy {
 struct FlexCachePy {
     engine: GuardedEngine,
     clock: Clock,
+    /// The `ManualClock` object the cache was made with, handed on to its
+    /// copies (`clock` holds what it reads).
+    clock_object: Option<Py<PyAny>>,
     /// `scan_interval` as the user gave it, for the property and `repr`.
     scan_interval_seconds: f64,
     /// `weigher(key, value) -> size`, instead of the values' `item_size()`.
@@ -672,6 +693,9 @@ impl FlexCachePy {
         let (scan_interval, scan_interval_seconds) = args::scan_interval(scan_interval)?;
         let max_items = args::limit(max_items, "max_items")?;
         let max_bytes = args::limit(max_bytes, "max_bytes")?;
+        let clock_object = clock
+            .filter(|obj| !obj.is_none())
+            .map(|obj| obj.clone().unbind());
         let clock = match clock {
             None => Clock::monotonic(),
             Some(obj) if obj.is_none() => Clock::monotonic(),
@@ -697,6 +721,7 @@ impl FlexCachePy {
         Ok(FlexCachePy {
             engine,
             clock,
+            clock_object,
             scan_interval_seconds,
             weigher,
             on_remove,
@@ -732,6 +757,28 @@ impl FlexCachePy {
             scanner.bind(py).call_method0(intern!(py, "stop"))?;
         }
         Ok(())
+    }
+
+    /// Pickles, copies and deep-copies (see `persist`).
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, pyo3::types::PyTuple>> {
+        persist::reduce(slf)
+    }
+
+    /// The constructor's keyword arguments that make a cache of these
+    /// settings.
+    fn _settings<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyDict>> {
+        persist::settings(slf)
+    }
+
+    /// The live entries in eviction order, as `(key, value, size,
+    /// remaining_ns, uses)` records.
+    fn _snapshot<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyList>> {
+        persist::records(slf)
+    }
+
+    /// Files `_snapshot()` records into this cache, which must be empty.
+    fn _restore<'py>(slf: &Bound<'py, Self>, records: &Bound<'py, PyAny>) -> PyResult<()> {
+        persist::restore_records(slf, records)
     }
 
     /// `with FlexCache(...) as cache:` hands the cache itself.

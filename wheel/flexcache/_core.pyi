@@ -16,6 +16,7 @@ _T = TypeVar("_T")
 _Ttl = timedelta | datetime | int | float | None
 _Policy = Literal["lru", "fifo", "random", "lfu", "tinylfu"]
 _Entries = Mapping[_K, _V] | Iterable[tuple[_K, _V]]
+_Record = tuple[Any, Any, int, int | None, int]
 
 @final
 class ManualClock:
@@ -34,6 +35,11 @@ class ManualClock:
         """Seconds advanced since the clock was made."""
     def time(self) -> float:
         """The clock's wall time, in seconds since the Unix epoch."""
+    def __reduce__(self) -> tuple[Callable[[int, float], ManualClock], tuple[int, float]]:
+        """Pickles and copies as a new clock at the same times."""
+    @staticmethod
+    def _at(nanos: int, wall_origin: float) -> ManualClock:
+        """A clock at monotonic ``nanos``, whose wall read ``wall_origin`` at 0."""
 
 @final
 class FlexCacheKeyIterator(Generic[_K]):
@@ -85,6 +91,16 @@ class FlexCache(Generic[_K, _V]):
         /,
     ) -> Literal[False]: ...
     def __class_getitem__(cls, item: Any) -> GenericAlias: ...
+    def __reduce__(
+        self,
+    ) -> tuple[Callable[..., FlexCache[_K, _V]], tuple[dict[str, Any], list[_Record]]]:
+        """Pickles, copies and deep-copies the settings and the live entries."""
+    def _settings(self) -> dict[str, Any]:
+        """The constructor's keyword arguments that remake these settings."""
+    def _snapshot(self) -> list[_Record]:
+        """``(key, value, size, remaining_ns, uses)`` per live entry, in eviction order."""
+    def _restore(self, records: Iterable[_Record]) -> None:
+        """Files ``_snapshot()`` records into this cache, which must be empty."""
     def _store_made(self, key: _K, made: _V, ttl: _Ttl = None) -> _V:
         """``get_or_set``'s store, for a value made elsewhere (``flexcache.aio``)."""
     @staticmethod

@@ -27,6 +27,10 @@ struct FrequencyNode {
     higher: Option<NodeId>,
 }
 
+/// Where [`Lfu::insert_counted`] filed the last restored entry.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct LfuCursor(Option<NodeId>);
+
 #[derive(Debug, Default)]
 pub(crate) struct Lfu {
     /// Nodes, live or free; `free` lists the free ones.
@@ -109,6 +113,43 @@ impl Lfu {
             .members
             .push_back(&mut OrderLinks(entries), id);
         self.set_node_of(id, node);
+    }
+
+    /// A restored entry of `count` (at least 1), the most recent of its
+    /// node. Restored entries come in eviction order, so by nondecreasing
+    /// count: `cursor` remembers the node the last one joined, and a new
+    /// count's node goes right above it. O(1) per entry, where a search for
+    /// the node would walk every count below.
+    pub(crate) fn insert_counted<K, V>(
+        &mut self,
+        entries: &mut Arena<Entry<K, V>>,
+        id: SlotId,
+        count: u64,
+        cursor: &mut LfuCursor,
+    ) {
+        let count = count.max(1);
+        let node = match cursor.0 {
+            Some(last) if self.node(last).count == count => last,
+            Some(last) => {
+                debug_assert!(self.node(last).count < count, "restored out of count order");
+                let higher = self.node(last).higher;
+                self.add_node(count, Some(last), higher)
+            }
+            None => {
+                debug_assert!(self.lowest.is_none(), "restored into a populated policy");
+                self.add_node(count, None, None)
+            }
+        };
+        cursor.0 = Some(node);
+        self.node_mut(node)
+            .members
+            .push_back(&mut OrderLinks(entries), id);
+        self.set_node_of(id, node);
+    }
+
+    /// The count of a member.
+    pub(crate) fn count_of(&self, id: SlotId) -> u64 {
+        self.node(self.node_of[id.index()]).count
     }
 
     /// A hit: the entry's count grows by one.

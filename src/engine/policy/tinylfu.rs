@@ -325,6 +325,19 @@ impl TinyLfu {
         Some(victim)
     }
 
+    /// Visits the members in the order successive [`TinyLfu::victim`]s
+    /// would take them: probation, then protected, then the window, each
+    /// least recent first.
+    pub(crate) fn for_each_in_victim_order<K, V>(
+        &self,
+        entries: &Arena<Entry<K, V>>,
+        mut visit: impl FnMut(SlotId),
+    ) {
+        for list in [self.probation, self.protected, self.window] {
+            list.for_each(&OrderLinks(entries), &mut visit);
+        }
+    }
+
     fn oldest_of_all(&self) -> Option<SlotId> {
         self.probation
             .head
