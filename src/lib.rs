@@ -12,6 +12,7 @@
 
 pub mod cell;
 pub mod clock;
+pub mod dumpfile;
 pub mod engine;
 
 #[cfg(feature = "python")]

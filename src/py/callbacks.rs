@@ -83,6 +83,20 @@ pub(crate) fn needs_close(value: &Bound<'_, PyAny>) -> PyResult<bool> {
     Ok(!is_plain_builtin(value) && has_close(value)?)
 }
 
+/// Closes a value the cache never held but made itself (`FlexCache.load`
+/// giving up part-way: what its deserializer made has no other owner), as
+/// a released value is closed; returns how many calls raised.
+pub(crate) fn close_unheld(value: &Bound<'_, PyAny>) -> u64 {
+    match needs_close(value) {
+        Ok(true) => call_close(value),
+        Ok(false) => 0,
+        Err(error) => {
+            error.write_unraisable(value.py(), Some(value));
+            1
+        }
+    }
+}
+
 /// Whether the value has `close()` or `aclose()` (the entry's
 /// `needs_close`).
 fn has_close(value: &Bound<'_, PyAny>) -> PyResult<bool> {

@@ -781,6 +781,33 @@ impl FlexCachePy {
         persist::restore_records(slf, records)
     }
 
+    /// Writes every live entry and the settings to `target` (a path, written
+    /// atomically, or a binary file), keys and values as `serializer`
+    /// makes bytes of them; the number of entries written.
+    #[pyo3(signature = (target, *, serializer))]
+    fn dump<'py>(
+        slf: &Bound<'py, Self>,
+        target: &Bound<'py, PyAny>,
+        serializer: &Bound<'py, PyAny>,
+    ) -> PyResult<u64> {
+        persist::dump(slf, target, serializer)
+    }
+
+    /// A new cache holding what `dump` wrote to `source` (a path or a
+    /// binary file), less what has expired since; `settings` override the
+    /// dumped ones.
+    #[classmethod]
+    #[pyo3(signature = (source, *, deserializer, clock = None, **settings))]
+    fn load<'py>(
+        cls: &Bound<'py, pyo3::types::PyType>,
+        source: &Bound<'py, PyAny>,
+        deserializer: &Bound<'py, PyAny>,
+        clock: Option<&Bound<'py, PyAny>>,
+        settings: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        persist::load(cls, source, deserializer, clock, settings)
+    }
+
     /// `with FlexCache(...) as cache:` hands the cache itself.
     fn __enter__<'py>(slf: &Bound<'py, Self>) -> Bound<'py, Self> {
         slf.clone()

@@ -2,8 +2,11 @@
 
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
+from os import PathLike
 from types import GenericAlias, TracebackType
 from typing import Any, Generic, Literal, TypeVar, final, overload
+
+from _typeshed import SupportsRead, SupportsWrite
 
 from flexcache._types import CacheStats, RemovalCause
 
@@ -17,6 +20,8 @@ _Ttl = timedelta | datetime | int | float | None
 _Policy = Literal["lru", "fifo", "random", "lfu", "tinylfu"]
 _Entries = Mapping[_K, _V] | Iterable[tuple[_K, _V]]
 _Record = tuple[Any, Any, int, int | None, int]
+_Target = str | PathLike[str] | SupportsWrite[bytes]
+_Source = str | PathLike[str] | SupportsRead[bytes]
 
 @final
 class ManualClock:
@@ -101,6 +106,20 @@ class FlexCache(Generic[_K, _V]):
         """``(key, value, size, remaining_ns, uses)`` per live entry, in eviction order."""
     def _restore(self, records: Iterable[_Record]) -> None:
         """Files ``_snapshot()`` records into this cache, which must be empty."""
+    def dump(self, target: _Target, *, serializer: Callable[[Any], bytes]) -> int:
+        """Write every live entry and the settings to ``target`` (a path, written
+        atomically, or a binary file); the number of entries written."""
+    @classmethod
+    def load(
+        cls,
+        source: _Source,
+        *,
+        deserializer: Callable[[bytes], Any],
+        clock: ManualClock | None = None,
+        **settings: Any,
+    ) -> FlexCache[Any, Any]:
+        """A new cache holding what ``dump`` wrote, less what has expired since;
+        ``settings`` override the dumped ones."""
     def _store_made(self, key: _K, made: _V, ttl: _Ttl = None) -> _V:
         """``get_or_set``'s store, for a value made elsewhere (``flexcache.aio``)."""
     @staticmethod
