@@ -86,6 +86,11 @@ impl<T> Arena<T> {
         self.slots.len()
     }
 
+    /// Makes room for `additional` more values without reallocating.
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        self.slots.reserve(additional);
+    }
+
     /// Stores `value`, reusing a free slot when there is one.
     #[inline(always)]
     pub(crate) fn insert(&mut self, value: T) -> SlotId {

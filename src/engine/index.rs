@@ -109,6 +109,15 @@ impl Index {
         None
     }
 
+    /// Makes room for `additional` more slots at once (a restore knows how
+    /// many it files: growing by doubling re-hashed a million-entry restore
+    /// a dozen times). `stored_hash_of` as for [`Index::insert`].
+    pub(crate) fn reserve(&mut self, additional: usize, stored_hash_of: impl Fn(SlotId) -> u32) {
+        self.table.reserve(additional, |&other| {
+            IndexHash::of_stored(stored_hash_of(other)).table
+        });
+    }
+
     /// Files `id` under `hash`; `stored_hash_of` gives the stored hash of
     /// any slot already filed (the table re-hashes with it when it grows).
     #[inline(always)]

@@ -7,7 +7,7 @@
 use super::arena::SlotId;
 use super::policy::{LfuCursor, Policy};
 use super::time::{Nanos, LATEST_NOW};
-use super::{Cache, NewEntry, ReleaseReason, Released, ReleasedEntry};
+use super::{Cache, Indexed, KeyMatch, NewEntry, ReleaseReason, Released, ReleasedEntry};
 
 /// A live entry as [`Cache::export`] shows it.
 #[derive(Debug)]
@@ -60,17 +60,21 @@ impl<K, V> Cache<K, V> {
     /// Files `batch`, in eviction order (the next victim first), into this
     /// cache, which must be empty: each entry with its own size, deadline
     /// and (`lfu`) count; `tinylfu` rebuilds its regions from the order.
-    /// The keys of a batch must differ from each other. The statistics
-    /// then start from zero, and what no longer fits the limits goes as a
-    /// scan would let it go (expired entries first, then victims by
-    /// policy; an entry larger than `max_bytes` on its own is not filed at
-    /// all), into `released` and counted as evictions and expirations.
+    /// `eq(i, key)` compares a filed key with the key of `batch[i]`; of
+    /// keys it finds the same, the one filed later (in eviction order)
+    /// stays and the earlier is let go as replaced. A comparison it cannot decide counts as different: the
+    /// caller settles such keys before. The statistics then start from
+    /// zero, and what no longer fits the limits goes as a scan would let it
+    /// go (expired entries first, then victims by policy; an entry larger
+    /// than `max_bytes` on its own is not filed at all), into `released`
+    /// and counted as evictions and expirations.
     ///
     /// # Errors
     /// The batch, untouched, when the cache is not empty.
-    pub fn restore(
+    pub fn restore<M: Into<KeyMatch>>(
         &mut self,
-        mut batch: Vec<RestoredEntry<K, V>>,
+        batch: Vec<RestoredEntry<K, V>>,
+        mut eq: impl FnMut(usize, &K) -> M,
         now: Nanos,
         released: &mut Released<K, V>,
     ) -> Result<(), Vec<RestoredEntry<K, V>>> {
@@ -78,18 +82,39 @@ impl<K, V> Cache<K, V> {
             return Err(batch);
         }
         let now = self.observe(now);
+        let mut order: Vec<usize> = (0..batch.len()).collect();
         if matches!(self.policy, Policy::Lfu(_)) {
             // Stable: the order among equal counts is the order of use. A
             // batch from an `lfu` export is sorted already (a linear pass).
-            batch.sort_by_key(|restored| restored.uses.max(1));
+            order.sort_by_key(|&position| batch[position].uses.max(1));
         }
+        // Same size as the batch (the entry's flag leaves a niche), so
+        // this collects in place.
+        let mut batch: Vec<Option<RestoredEntry<K, V>>> = batch.into_iter().map(Some).collect();
+        let entries = &self.entries;
+        self.index
+            .reserve(batch.len(), |id| entries.get(id).stored_hash());
+        self.entries.reserve(batch.len());
         let max_bytes = self.config.max_bytes;
         let mut too_large = Vec::new();
         let mut cursor = LfuCursor::default();
-        for RestoredEntry { entry, uses } in batch {
+        for position in order {
+            let Some(RestoredEntry { entry, uses }) = batch[position].take() else {
+                continue;
+            };
             if max_bytes > 0 && entry.size > max_bytes {
                 too_large.push(entry);
                 continue;
+            }
+            // The probe reads the group the insert below writes: no miss
+            // of its own.
+            let earlier = self.find(entry.hash, |stored| match eq(position, stored).into() {
+                KeyMatch::Same => KeyMatch::Same,
+                KeyMatch::Different | KeyMatch::Unknown => KeyMatch::Different,
+            });
+            if let Ok(Some(id)) = earlier {
+                self.release(id, Indexed::Yes, ReleaseReason::Replaced, released);
+                cursor.reset();
             }
             self.file(entry, |policy, entries, id, size| {
                 policy.on_restore(entries, id, size, uses, &mut cursor);
@@ -178,6 +203,11 @@ mod tests {
             .collect()
     }
 
+    /// The comparison of a restore of `entries`: by key.
+    fn same_keys(entries: &[(u32, u32, u64, Nanos, u64)]) -> impl FnMut(usize, &u32) -> bool + '_ {
+        |position, stored| entries[position].0 == *stored
+    }
+
     /// A cache of 20 entries of mixed sizes and deadlines, some hit.
     fn populated(policy: EvictionPolicy) -> TestCache {
         let mut cache = Cache::with_seed(config(policy, 64, 1000), 0, 7);
@@ -207,7 +237,8 @@ mod tests {
             let before = exported(&source, 10);
             let mut copy = Cache::with_seed(*source.config(), 10, 7);
             let mut released = Released::new();
-            copy.restore(as_batch(&before), 10, &mut released).unwrap();
+            copy.restore(as_batch(&before), same_keys(&before), 10, &mut released)
+                .unwrap();
             assert!(released.is_empty(), "{policy:?}");
             copy.validate();
             let after = exported(&copy, 10);
@@ -243,7 +274,8 @@ mod tests {
             let before = exported(&source, 10);
             let mut copy = Cache::with_seed(config(policy, 5, 0), 10, 7);
             let mut released = Released::new();
-            copy.restore(as_batch(&before), 10, &mut released).unwrap();
+            copy.restore(as_batch(&before), same_keys(&before), 10, &mut released)
+                .unwrap();
             copy.validate();
             assert_eq!(copy.len(), 5);
             assert_eq!(released.len(), 15);
@@ -274,7 +306,9 @@ mod tests {
             },
         ];
         let mut released = Released::new();
-        cache.restore(batch, 100, &mut released).unwrap();
+        cache
+            .restore(batch, |_, _| false, 100, &mut released)
+            .unwrap();
         cache.validate();
         let reasons: Vec<(u32, ReleaseReason)> =
             released.iter().map(|r| (r.key, r.reason)).collect();
@@ -291,10 +325,37 @@ mod tests {
         let mut cache = populated(EvictionPolicy::Lru);
         let mut released = Released::new();
         let batch = as_batch(&[(99, 0, 1, NEVER, 0)]);
-        let refused = cache.restore(batch, 10, &mut released).unwrap_err();
+        let refused = cache
+            .restore(batch, |_, _| false, 10, &mut released)
+            .unwrap_err();
         assert_eq!(refused.len(), 1);
         assert_eq!(cache.len(), 20);
         assert!(released.is_empty());
+    }
+
+    #[test]
+    fn restore_of_the_same_key_twice_keeps_the_later() {
+        let mut cache: TestCache = Cache::with_seed(config(EvictionPolicy::Lfu, 10, 0), 0, 1);
+        let rows = [
+            (1, 0, 1, NEVER, 5),
+            (2, 0, 1, NEVER, 1),
+            (1, 0, 3, NEVER, 2),
+        ];
+        let mut released = Released::new();
+        cache
+            .restore(as_batch(&rows), same_keys(&rows), 0, &mut released)
+            .unwrap();
+        cache.validate();
+        // Count order first: the count-2 copy of key 1 is filed before the
+        // count-5 one, which replaces it.
+        let reasons: Vec<(u32, u64, ReleaseReason)> = released
+            .iter()
+            .map(|r| (r.key, r.value.into(), r.reason))
+            .collect();
+        assert_eq!(reasons, [(1, 1001, ReleaseReason::Replaced)]);
+        let order: Vec<(u32, u64)> = exported(&cache, 0).iter().map(|e| (e.0, e.4)).collect();
+        assert_eq!(order, [(2, 1), (1, 5)]);
+        assert_eq!(cache.bytes(), 2);
     }
 
     #[test]
@@ -307,7 +368,9 @@ mod tests {
             (4, 0, 1, NEVER, 3),
         ]);
         let mut released = Released::new();
-        cache.restore(batch, 0, &mut released).unwrap();
+        cache
+            .restore(batch, |_, _| false, 0, &mut released)
+            .unwrap();
         cache.validate();
         let order: Vec<(u32, u64)> = exported(&cache, 0).iter().map(|e| (e.0, e.4)).collect();
         assert_eq!(order, [(2, 1), (3, 1), (1, 3), (4, 3)]);

@@ -25,7 +25,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple, PyType};
 use super::args::type_name;
 use super::bulk::without_repeated_keys;
 use super::callbacks;
-use super::key::Key;
+use super::key::{Key, Matcher, StoredKey};
 use super::{FlexCachePy, TimeRule};
 use crate::dumpfile::{self, Encoder, EntryRecord, PolicyForm, Settings, NEVER_WALL};
 use crate::engine::time::{deadline_after, Nanos, NEVER};
@@ -147,9 +147,10 @@ pub(super) fn restore_records<'py>(
 /// Files `entries` into `slf`, which must be empty, as `Cache::restore`
 /// does: sizes as given (no `item_size()`, no weigher), each ttl counted
 /// from `anchor` (a time on `slf`'s clock; `None`: now). Of keys that turn
-/// out equal, the last wins: the positions of the others, which were not
-/// filed, come back. What no longer fits the limits is let go (told and
-/// closed) as a store would.
+/// out equal, the last wins: the earlier ones that compare in Rust are let
+/// go as replaced (told and closed), and the positions of those only
+/// Python compares, which were never filed, come back. What no longer fits
+/// the limits is let go (told and closed) as a store would.
 pub(super) fn restore<'py>(
     slf: &Bound<'py, FlexCachePy>,
     entries: &[Snapshotted<'py>],
@@ -163,14 +164,20 @@ pub(super) fn restore<'py>(
         let needs_close = callbacks::needs_close(&entry.value)?;
         parsed.push((key, position, needs_close));
     }
-    let parsed = without_repeated_keys(parsed, |(key, _, _)| key, true)?;
+    // The engine tells equal keys apart by the comparisons Rust can make;
+    // those only Python can make (foreign keys) are settled here first,
+    // with nothing borrowed.
     let mut superseded = Vec::new();
-    if parsed.len() < entries.len() {
-        let mut filed = vec![false; entries.len()];
-        for (_, position, _) in &parsed {
-            filed[*position] = true;
+    if parsed.iter().any(|(key, _, _)| key.is_foreign()) {
+        let count = parsed.len();
+        parsed = without_repeated_keys(parsed, |(key, _, _)| key, true)?;
+        if parsed.len() < count {
+            let mut filed = vec![false; count];
+            for (_, position, _) in &parsed {
+                filed[*position] = true;
+            }
+            superseded.extend((0..count).filter(|&position| !filed[position]));
         }
-        superseded.extend((0..entries.len()).filter(|&position| !filed[position]));
     }
     let refused = FlexCachePy::with_engine(slf, TimeRule::Clock, |engine, time, released| {
         let from = anchor.unwrap_or(time.now);
@@ -187,8 +194,11 @@ pub(super) fn restore<'py>(
                 }
             })
             .collect();
+        let eq = |position: usize, stored: &StoredKey| {
+            Matcher::first(&parsed[position].0).compare(stored)
+        };
         engine
-            .restore(batch, time.now, released)
+            .restore(batch, eq, time.now, released)
             .err()
             .map(|batch| {
                 for refused in batch {

@@ -31,6 +31,13 @@ struct FrequencyNode {
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct LfuCursor(Option<NodeId>);
 
+impl LfuCursor {
+    /// Forgets the node: after a removal it may be gone.
+    pub(crate) fn reset(&mut self) {
+        self.0 = None;
+    }
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Lfu {
     /// Nodes, live or free; `free` lists the free ones.
@@ -119,7 +126,8 @@ impl Lfu {
     /// node. Restored entries come in eviction order, so by nondecreasing
     /// count: `cursor` remembers the node the last one joined, and a new
     /// count's node goes right above it. O(1) per entry, where a search for
-    /// the node would walk every count below.
+    /// the node would walk every count below; a cursor reset after a
+    /// removal (see [`LfuCursor::reset`]) costs one such walk.
     pub(crate) fn insert_counted<K, V>(
         &mut self,
         entries: &mut Arena<Entry<K, V>>,
@@ -136,8 +144,18 @@ impl Lfu {
                 self.add_node(count, Some(last), higher)
             }
             None => {
-                debug_assert!(self.lowest.is_none(), "restored into a populated policy");
-                self.add_node(count, None, None)
+                // The first entry, or the first since the cursor was reset
+                // (a node it named may have gone): found by a walk.
+                let mut below = None;
+                let mut node = self.lowest;
+                while let Some(id) = node.filter(|&id| self.node(id).count <= count) {
+                    below = Some(id);
+                    node = self.node(id).higher;
+                }
+                match below {
+                    Some(id) if self.node(id).count == count => id,
+                    below => self.add_node(count, below, node),
+                }
             }
         };
         cursor.0 = Some(node);
