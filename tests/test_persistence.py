@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import gc
+import io
 import pickle
 import sys
 import threading
@@ -21,6 +22,8 @@ import pytest
 from conftest import POLICIES
 from flexcache import FlexCache, RemovalCause
 from flexcache.testing import ManualClock
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 ORDERED = ("lru", "fifo", "lfu")
 COPIES = ("pickle", "copy", "deepcopy")
@@ -319,3 +322,55 @@ def test_restore_of_equal_keys_keeps_the_last() -> None:
     cache = FlexCache("lru", max_items=5)
     cache._restore([(1, "int", 1, None, 0), (1.0, "float", 1, None, 0), ("x", "x", 1, None, 0)])
     assert cache.items == 2 and cache.keys() == [1, "x"] and cache[1] == "float"
+
+
+OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["set", "get", "delete", "advance"]),
+        st.integers(0, 12),
+        st.sampled_from([None, 1, 5, 30]),
+    ),
+    max_size=60,
+)
+
+
+def apply(cache: FlexCache, clock: ManualClock, ops: list[tuple[str, int, int | None]]) -> None:
+    for op, key, ttl in ops:
+        if op == "set":
+            cache.put(key, f"v{key}", ttl=ttl)
+        elif op == "get":
+            cache.get(key)
+        elif op == "delete":
+            cache.delete(key)
+        else:
+            clock.advance(key / 4)
+
+
+def dump_load(cache: FlexCache) -> FlexCache:
+    buffer = io.BytesIO()
+    cache.dump(buffer, serializer=pickle.dumps)
+    clock = cache._settings()["clock"]
+    return FlexCache.load(io.BytesIO(buffer.getvalue()), deserializer=pickle.loads, clock=clock)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(ORDERED), st.integers(1, 8), OPS, OPS)
+def test_a_copy_behaves_as_its_source(policy: str, max_items: int, before: Any, after: Any) -> None:
+    """Random operations, a copy (each kind, and a dump and load), then the
+    same operations on both: the same entries in the same order throughout."""
+    for how in (*COPIES, "dump"):
+        clock = ManualClock()
+        source = FlexCache(policy, max_items=max_items, clock=clock)
+        apply(source, clock, before)
+        copied = dump_load(source) if how == "dump" else make_copy(source, how)
+        # A deep copy or a pickle has a clock of its own, at the same time:
+        # both clocks move together from here.
+        clocks = {id(clock): clock, id(copied._settings()["clock"]): copied._settings()["clock"]}
+        assert entries(copied) == entries(source), how
+        for op in after:
+            for cache in (source, copied):
+                apply(cache, ManualClock(), [op] if op[0] != "advance" else [])
+            if op[0] == "advance":
+                for each in clocks.values():
+                    each.advance(op[1] / 4)
+        assert entries(copied) == entries(source), how
