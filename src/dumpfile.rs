@@ -338,6 +338,20 @@ impl<'a> Fields<'a> {
 /// code reads.
 #[allow(clippy::type_complexity)]
 pub fn decode(data: &[u8]) -> Result<(Settings<&[u8]>, Vec<EntryRecord<'_>>), DecodeError> {
+    decode_kept(data, |_| true)
+}
+
+/// As [`decode`], handing back only the entries `keep` accepts (every
+/// record is checked all the same): a load leaves out the expired ones
+/// here, which for a dump of expired entries saves a record per entry.
+///
+/// # Errors
+/// As [`decode`].
+#[allow(clippy::type_complexity)]
+pub fn decode_kept<'a>(
+    data: &'a [u8],
+    mut keep: impl FnMut(&EntryRecord<'a>) -> bool,
+) -> Result<(Settings<&'a [u8]>, Vec<EntryRecord<'a>>), DecodeError> {
     let mut reader = Reader { data, at: 0 };
     let magic = reader
         .take(MAGIC.len())
@@ -352,6 +366,7 @@ pub fn decode(data: &[u8]) -> Result<(Settings<&[u8]>, Vec<EntryRecord<'_>>), De
     let (offset, body) = reader.record()?;
     let settings = settings_of(body, offset)?;
     let mut entries = Vec::new();
+    let mut found: u64 = 0;
     loop {
         let (offset, body) = reader.record()?;
         let mut fields = Fields {
@@ -365,18 +380,21 @@ pub fn decode(data: &[u8]) -> Result<(Settings<&[u8]>, Vec<EntryRecord<'_>>), De
                 let uses = fields.u64()?;
                 let key_len = u32::from_le_bytes(fields.array()?) as usize;
                 let key = fields.take(key_len)?;
-                entries.push(EntryRecord {
+                let entry = EntryRecord {
                     size,
                     wall_deadline,
                     uses,
                     key,
                     value: fields.body,
-                });
+                };
+                found += 1;
+                if keep(&entry) {
+                    entries.push(entry);
+                }
             }
             KIND_END => {
                 let recorded = fields.u64()?;
                 fields.end()?;
-                let found = entries.len() as u64;
                 if recorded != found {
                     return Err(DecodeError::Count { recorded, found });
                 }
@@ -484,6 +502,8 @@ mod tests {
                 assert!(decode(&bad).is_err(), "byte {at} ^ {flip:#x}");
             }
         }
+        let (_, kept) = decode_kept(&data, |entry| entry.wall_deadline == NEVER_WALL).unwrap();
+        assert_eq!(kept.len(), 2);
         let mut longer = data.clone();
         longer.push(0);
         assert_eq!(decode(&longer), Err(DecodeError::Trailing(data.len())));

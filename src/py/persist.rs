@@ -26,7 +26,8 @@ use super::args::type_name;
 use super::bulk::without_repeated_keys;
 use super::callbacks;
 use super::key::{Key, Matcher, StoredKey};
-use super::{FlexCachePy, TimeRule};
+use super::{FlexCachePy, ManualClockPy, TimeRule};
+use crate::clock::Clock;
 use crate::dumpfile::{self, Encoder, EntryRecord, PolicyForm, Settings, NEVER_WALL};
 use crate::engine::time::{deadline_after, Nanos, NEVER};
 use crate::engine::RestoredEntry;
@@ -347,6 +348,22 @@ fn serialized<'py>(
     })
 }
 
+/// The time `entry` has left to live at `wall_now` (`Some(None)`: it never
+/// expires), or `None` when it has expired.
+#[allow(
+    clippy::option_option,
+    reason = "expired, or a remaining time that may be none"
+)]
+fn live_for(entry: &EntryRecord<'_>, wall_now: i64) -> Option<Option<Nanos>> {
+    if entry.wall_deadline == NEVER_WALL {
+        return Some(None);
+    }
+    match entry.wall_deadline.checked_sub(wall_now) {
+        Some(left) if left > 0 => Some(Some(left as u64)),
+        _ => None,
+    }
+}
+
 /// Seconds since the epoch as nanoseconds, saturating.
 fn wall_nanos(seconds: f64) -> i64 {
     (seconds * 1e9) as i64
@@ -472,8 +489,16 @@ pub(super) fn load<'py>(
         let path: PathBuf = source.extract()?;
         Source::File(std::fs::read(path)?)
     };
+    // The wall time the cache's clock will read (`fill` reads it again, to
+    // the nanosecond): what has expired by it is left out as the dump is
+    // checked.
+    let wall_now = wall_nanos(match clock.map(|clock| clock.cast::<ManualClockPy>()) {
+        Some(Ok(manual)) => manual.get().inner.wall_seconds(),
+        _ => Clock::monotonic().wall_seconds(),
+    });
     let (settings, records) =
-        dumpfile::decode(data.bytes()).map_err(|error| PyValueError::new_err(error.to_string()))?;
+        dumpfile::decode_kept(data.bytes(), |entry| live_for(entry, wall_now).is_some())
+            .map_err(|error| PyValueError::new_err(error.to_string()))?;
     let kwargs = PyDict::new(py);
     let policy = match settings.policy {
         PolicyForm::Name(name) => PyString::new(
@@ -522,14 +547,9 @@ fn fill<'py>(
     let mut entries = Vec::with_capacity(records.len());
     let mut made = || -> PyResult<()> {
         for record in records {
-            let remaining = if record.wall_deadline == NEVER_WALL {
-                None
-            } else {
-                match record.wall_deadline.checked_sub(wall_now) {
-                    Some(left) if left > 0 => Some(left as u64),
-                    // Expired: skipped, its bytes never deserialized.
-                    _ => continue,
-                }
+            // Expired: skipped, its bytes never deserialized.
+            let Some(remaining) = live_for(record, wall_now) else {
+                continue;
             };
             let key = deserializer.call1((PyBytes::new(py, record.key),))?;
             let value = deserializer.call1((PyBytes::new(py, record.value),))?;
