@@ -44,6 +44,12 @@ pub enum EvictionPolicy {
     /// W-TinyLFU: an LRU window, then admission by estimated frequency
     /// into a segmented LRU; a store may let go of the entry it stored.
     TinyLfu,
+    /// Victims chosen by the caller (the binding: a policy written in
+    /// Python, which the engine may not call). The engine keeps no order
+    /// and never evicts: a store that needs room is refused with
+    /// `NeedsRoom`, and the caller evicts by key ([`super::Cache::evict`])
+    /// and stores again. Not in [`EvictionPolicy::ALL`]: no name selects it.
+    External,
 }
 
 impl EvictionPolicy {
@@ -64,6 +70,7 @@ impl EvictionPolicy {
             EvictionPolicy::Random => "random",
             EvictionPolicy::Lfu => "lfu",
             EvictionPolicy::TinyLfu => "tinylfu",
+            EvictionPolicy::External => "external",
         }
     }
 
@@ -119,6 +126,8 @@ pub(crate) enum Policy {
     /// A cache without limits never evicts, so it keeps no order at all:
     /// a hit then touches one entry instead of three.
     Unbounded,
+    /// [`EvictionPolicy::External`]: the caller keeps the order.
+    External,
 }
 
 impl Policy {
@@ -156,6 +165,7 @@ impl Policy {
                 };
                 Policy::TinyLfu(Box::new(TinyLfu::new(capacity, in_bytes, max_items, rng)))
             }
+            EvictionPolicy::External => Policy::External,
         }
     }
 
@@ -177,7 +187,10 @@ impl Policy {
         match self {
             Policy::Lfu(lfu) => lfu.insert(entries, id),
             Policy::TinyLfu(tiny) => tiny.insert(entries, id, size),
-            Policy::Ordered { .. } | Policy::Random { .. } | Policy::Unbounded => {}
+            Policy::Ordered { .. }
+            | Policy::Random { .. }
+            | Policy::Unbounded
+            | Policy::External => {}
         }
     }
 
@@ -196,7 +209,10 @@ impl Policy {
         match self {
             Policy::Lfu(lfu) => lfu.hit(entries, id),
             Policy::TinyLfu(tiny) => tiny.hit(entries, id),
-            Policy::Ordered { .. } | Policy::Random { .. } | Policy::Unbounded => {}
+            Policy::Ordered { .. }
+            | Policy::Random { .. }
+            | Policy::Unbounded
+            | Policy::External => {}
         }
     }
 
@@ -217,7 +233,10 @@ impl Policy {
         match self {
             Policy::Lfu(lfu) => lfu.remove(entries, id),
             Policy::TinyLfu(tiny) => tiny.remove(entries, id),
-            Policy::Ordered { .. } | Policy::Random { .. } | Policy::Unbounded => {}
+            Policy::Ordered { .. }
+            | Policy::Random { .. }
+            | Policy::Unbounded
+            | Policy::External => {}
         }
     }
 
@@ -230,6 +249,12 @@ impl Policy {
             Policy::TinyLfu(tiny) => Some(tiny),
             _ => None,
         }
+    }
+
+    /// True for [`Policy::External`], under which the caller evicts.
+    #[inline]
+    pub(crate) fn is_external(&self) -> bool {
+        matches!(self, Policy::External)
     }
 
     /// True for a policy that draws its victims from the arena's slots and
@@ -274,7 +299,7 @@ impl Policy {
                 entries.prefetch(after.index);
                 Some(victim)
             }
-            Policy::Unbounded => None,
+            Policy::Unbounded | Policy::External => None,
         }
     }
 
@@ -293,7 +318,7 @@ impl Policy {
             Policy::Random { next, .. } => {
                 entries.occupied_at(next.index_among(entries.capacity_used())?)
             }
-            Policy::TinyLfu(_) | Policy::Unbounded => None,
+            Policy::TinyLfu(_) | Policy::Unbounded | Policy::External => None,
         }
     }
 
@@ -313,7 +338,9 @@ impl Policy {
                 lfu.for_each_in_order(entries, visit);
                 true
             }
-            Policy::Random { .. } | Policy::TinyLfu(_) | Policy::Unbounded => false,
+            Policy::Random { .. } | Policy::TinyLfu(_) | Policy::Unbounded | Policy::External => {
+                false
+            }
         }
     }
 
@@ -322,7 +349,7 @@ impl Policy {
             Policy::Ordered { order, .. } => *order = List::default(),
             Policy::Lfu(lfu) => lfu.clear(),
             Policy::TinyLfu(tiny) => tiny.clear(),
-            Policy::Random { .. } | Policy::Unbounded => {}
+            Policy::Random { .. } | Policy::Unbounded | Policy::External => {}
         }
     }
 
@@ -331,7 +358,10 @@ impl Policy {
         match self {
             Policy::Lfu(lfu) => lfu.heap_size(),
             Policy::TinyLfu(tiny) => std::mem::size_of::<TinyLfu>() + tiny.heap_size(),
-            Policy::Ordered { .. } | Policy::Random { .. } | Policy::Unbounded => 0,
+            Policy::Ordered { .. }
+            | Policy::Random { .. }
+            | Policy::Unbounded
+            | Policy::External => 0,
         }
     }
 
@@ -351,7 +381,7 @@ impl Policy {
             Policy::Lfu(lfu) => Some(lfu.validate(entries)),
             Policy::TinyLfu(tiny) => Some(tiny.validate(entries)),
             Policy::Random { .. } => Some(entries.iter().map(|(id, _)| id).collect()),
-            Policy::Unbounded => None,
+            Policy::Unbounded | Policy::External => None,
         }
     }
 }

@@ -176,9 +176,12 @@ fn size_from(result: &Bound<'_, PyAny>, what: &str) -> PyResult<u64> {
 }
 
 /// What the cache calls on each entry it lets go, besides `close()`: its
-/// `on_remove` listener, borrowed from the (frozen) cache object.
+/// Python policy's `on_remove(key)` and then its `on_remove` listener,
+/// borrowed from the (frozen) cache object.
 #[derive(Clone, Copy)]
 pub(crate) struct Hooks<'a, 'py> {
+    /// A policy written in Python, told of each entry that leaves.
+    pub(crate) policy: Option<&'a Bound<'py, PyAny>>,
     pub(crate) on_remove: Option<&'a Bound<'py, PyAny>>,
     /// Called instead of `close()` on each value to close (the cache's
     /// private `_closer`: `flexcache.aio` collects them to await).
@@ -229,6 +232,9 @@ impl<'py> Hooks<'_, 'py> {
         let key = entry.key.into_bound(py);
         let value = entry.value.into_bound(py);
         let mut errors = 0;
+        if let Some(policy) = self.policy {
+            super::policy::tell(policy, intern!(py, "on_remove"), &key);
+        }
         if let Some(on_remove) = self.on_remove {
             errors += call_on_remove(on_remove, &key, &value, entry.reason);
         }
