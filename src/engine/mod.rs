@@ -283,7 +283,7 @@ enum Room {
     Made,
     /// The admission policy let go of the incoming entry instead.
     Rejected,
-    /// Under [`Policy::External`]: the caller must evict.
+    /// Under [`EvictionPolicy::External`]: the caller must evict.
     Needed,
 }
 
@@ -658,9 +658,7 @@ impl<K, V> Cache<K, V> {
             Ok(Some(id)) if replace => {
                 // The caller must evict first, and the holder must stay
                 // until the store can go ahead.
-                if self.policy.is_external()
-                    && self.needs_room_replacing(id, new.size, now, released)
-                {
+                if self.caller_evicts() && self.needs_room_replacing(id, new.size, now, released) {
                     return Err(InsertError::NeedsRoom {
                         key: new.key,
                         value: new.value,
@@ -771,7 +769,7 @@ impl<K, V> Cache<K, V> {
         {
             return Err((BatchError::DoesNotFit, batch));
         }
-        let external = self.policy.is_external();
+        let external = self.caller_evicts();
         if external
             && self.over_limits(batch.len() as u64, u64::try_from(total).unwrap_or(u64::MAX))
         {
@@ -944,7 +942,7 @@ impl<K, V> Cache<K, V> {
     /// entries go first, then victims by policy until the limits hold.
     /// For a single store, `incoming` is the entry about to be stored: a
     /// policy that admits (`tinylfu`) may then refuse it. Under
-    /// [`Policy::External`] no victim is taken: the room still missing is
+    /// [`EvictionPolicy::External`] no victim is taken: the room still missing is
     /// `Needed`. Inline, as the test alone is what most inserts pay.
     #[inline(always)]
     fn make_room(
@@ -959,7 +957,7 @@ impl<K, V> Cache<K, V> {
             return Room::Made;
         }
         self.expire_due(now, released);
-        if self.policy.is_external() {
+        if self.caller_evicts() {
             return if self.over_limits(items, bytes) {
                 Room::Needed
             } else {
@@ -984,7 +982,7 @@ impl<K, V> Cache<K, V> {
         Room::Made
     }
 
-    /// Under [`Policy::External`], whether a store of `size` over the live
+    /// Under [`EvictionPolicy::External`], whether a store of `size` over the live
     /// entry `holder` still needs room once expired entries are gone (the
     /// holder's own room counts as made). Reaps only entries that are due,
     /// so `holder` stays.
@@ -1110,6 +1108,12 @@ impl<K, V> Cache<K, V> {
             self.entries.len() as u64 + extra_items,
             self.bytes + u128::from(extra_bytes),
         )
+    }
+
+    /// True under [`EvictionPolicy::External`]: the caller evicts.
+    #[inline]
+    fn caller_evicts(&self) -> bool {
+        self.config.policy == EvictionPolicy::External
     }
 
     /// The size of the entry at `id`.

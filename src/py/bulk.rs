@@ -17,7 +17,7 @@ use smallvec::SmallVec;
 use super::args::{self, type_name};
 use super::callbacks::ReleasedObjects;
 use super::key::{Key, Matcher, StoredKey};
-use super::policy::tell;
+use super::policy;
 use super::{Engine, FlexCachePy, Time, TimeRule, SETTLE_TRIES};
 use crate::engine::{BatchError, ReleaseReason};
 
@@ -304,12 +304,11 @@ fn tell_batch_stored(
     let Some(policy) = FlexCachePy::python_policy(slf) else {
         return;
     };
-    let py = slf.py();
     for key in kept {
-        tell(policy, intern!(py, "on_remove"), key);
+        policy::on_remove(policy, key);
     }
     for pending in batch {
-        tell(policy, intern!(py, "on_insert"), &pending.key.object);
+        policy::on_insert(policy, &pending.key.object);
     }
 }
 

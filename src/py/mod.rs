@@ -271,7 +271,7 @@ impl FlexCachePy {
             };
             call(&mut engine, time, &mut released)
         };
-        let errors = Self::hooks(slf).release_all(slf.py(), &mut released);
+        let errors = Hooks::release_all(|| Self::hooks(slf), slf.py(), &mut released);
         // Empty and inline now (see `Hooks::release_all`).
         std::mem::forget(released);
         if errors > 0 {
@@ -478,26 +478,14 @@ impl FlexCachePy {
             }
         }
         if let Some(policy) = Self::python_policy(slf) {
-            Self::tell_stored(slf, policy, key, kept_value);
+            // The very value stored again was told of no release: its old
+            // entry left all the same.
+            if kept_value {
+                policy::on_remove(policy, key);
+            }
+            policy::on_insert(policy, key);
         }
         Ok(())
-    }
-
-    /// Tells the Python policy of a stored key: of the entry it replaced
-    /// too, when that held the very value stored (no release then told it).
-    #[cold]
-    #[inline(never)]
-    fn tell_stored(
-        slf: &Bound<'_, Self>,
-        policy: &Bound<'_, PyAny>,
-        key: &Bound<'_, PyAny>,
-        kept_value: bool,
-    ) {
-        let py = slf.py();
-        if kept_value {
-            policy::tell(policy, intern!(py, "on_remove"), key);
-        }
-        policy::tell(policy, intern!(py, "on_insert"), key);
     }
 
     /// Removes a key's entry and hands it back, to be released with

@@ -19,7 +19,7 @@ use super::{FlexCachePy, TimeRule};
 /// `close()` does.
 #[cold]
 #[inline(never)]
-pub(super) fn tell(
+fn tell(
     policy: &Bound<'_, PyAny>,
     hook: &Bound<'_, pyo3::types::PyString>,
     key: &Bound<'_, PyAny>,
@@ -27,6 +27,27 @@ pub(super) fn tell(
     if let Err(error) = policy.call_method1(hook, (key,)) {
         error.write_unraisable(policy.py(), Some(policy));
     }
+}
+
+/// `policy.on_insert(key)` (see [`tell`]).
+#[cold]
+#[inline(never)]
+pub(super) fn on_insert(policy: &Bound<'_, PyAny>, key: &Bound<'_, PyAny>) {
+    tell(policy, intern!(policy.py(), "on_insert"), key);
+}
+
+/// `policy.on_remove(key)` (see [`tell`]).
+#[cold]
+#[inline(never)]
+pub(super) fn on_remove(policy: &Bound<'_, PyAny>, key: &Bound<'_, PyAny>) {
+    tell(policy, intern!(policy.py(), "on_remove"), key);
+}
+
+/// `policy.on_access(key)` (see [`tell`]).
+#[cold]
+#[inline(never)]
+fn on_access(policy: &Bound<'_, PyAny>, key: &Bound<'_, PyAny>) {
+    tell(policy, intern!(policy.py(), "on_access"), key);
 }
 
 impl FlexCachePy {
@@ -45,15 +66,16 @@ impl FlexCachePy {
     #[inline(always)]
     pub(super) fn tell_inserted(slf: &Bound<'_, Self>, key: &Bound<'_, PyAny>) {
         if let Some(policy) = Self::python_policy(slf) {
-            tell(policy, intern!(slf.py(), "on_insert"), key);
+            on_insert(policy, key);
         }
     }
 
-    /// `policy.on_access(key)`, for a cache with a Python policy.
+    /// `policy.on_access(key)`, for a cache with a Python policy. The test
+    /// alone is inline: it is all a `get` hit pays without one.
     #[inline(always)]
     pub(super) fn tell_accessed(slf: &Bound<'_, Self>, key: &Bound<'_, PyAny>) {
         if let Some(policy) = Self::python_policy(slf) {
-            tell(policy, intern!(slf.py(), "on_access"), key);
+            on_access(policy, key);
         }
     }
 
