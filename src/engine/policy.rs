@@ -125,9 +125,8 @@ pub(crate) enum Policy {
     TinyLfu(Box<TinyLfu>),
     /// A cache without limits never evicts, so it keeps no order at all:
     /// a hit then touches one entry instead of three. So is a cache whose
-    /// caller chooses the victims ([`EvictionPolicy::External`]): as a
-    /// variant of its own, it cost every LRU hit 15 instructions (the
-    /// enum's layout changed).
+    /// caller chooses the victims ([`EvictionPolicy::External`]), which
+    /// needs no more than this: the cache asks its caller for room.
     Unbounded,
 }
 
