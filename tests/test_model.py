@@ -21,6 +21,8 @@ Model semantics (SPEC plus README's "Semantics we chose"):
   evicted than needed); ``tinylfu`` as random, except that the new entry competes for its
   place too and may be the one that goes (it lost its admission: closed, not stored) -- the
   model checks everything but which entry was chosen;
+- ``python-lru``: an ``EvictionPolicy`` written in Python that keeps an exact LRU order; the
+  model expects exactly the victims of ``lru``, and every other rule as for the rest;
 - ``in`` never reaps and never refreshes;
 - within one operation values are closed in the order they left: expired (and deleted or
   cleared) ones first, in any order, then eviction victims in eviction order.
@@ -30,12 +32,13 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from conftest import POLICIES
-from flexcache import FlexCache
+from flexcache import EvictionPolicy, FlexCache
 from flexcache.testing import ManualClock
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -50,6 +53,30 @@ NS = 1_000_000_000
 KEYS = ["a", "b", "c", "d", "e", "", "\ud800"]
 INTERVALS = [0, 1.5, math.inf]
 HUGE_STEP_NS = 10**8 * NS  # ~3 years: everything set so far expires; 50 of them fit in u64 ns
+
+#: A policy written in Python, run by the model as ``lru``.
+PYTHON_LRU = "python-lru"
+
+
+class PythonLru(EvictionPolicy):
+    """LRU kept by the hooks alone: what the cache tells it must be exactly right."""
+
+    def __init__(self) -> None:
+        self.order: OrderedDict[Hashable, None] = OrderedDict()
+
+    def on_insert(self, key: Hashable) -> None:
+        assert key not in self.order, f"on_insert({key!r}) of a key already held"
+        self.order[key] = None
+
+    def on_access(self, key: Hashable) -> None:
+        self.order.move_to_end(key)
+
+    def on_remove(self, key: Hashable) -> None:
+        del self.order[key]
+
+    def victim(self) -> Hashable:
+        return next(iter(self.order))
+
 
 # Counters over the whole session, for a look at what the runs covered.
 STATS = {"runs": 0, "steps": 0, "let_go": 0, "evicted": 0}
@@ -278,14 +305,21 @@ class CacheMachine(RuleBasedStateMachine):
         STATS["runs"] += 1
 
     @initialize(
-        policy=st.sampled_from(POLICIES),
+        policy=st.sampled_from((*POLICIES, PYTHON_LRU)),
         max_items=st.integers(0, 6),
         max_bytes=st.integers(0, 20),
         scan_interval=st.sampled_from(INTERVALS),
     )
     def setup(self, policy: str, max_items: int, max_bytes: int, scan_interval: float) -> None:
         self.clock = ManualClock()
-        self.cache = FlexCache(policy, scan_interval, max_items, max_bytes, clock=self.clock)
+        if policy == PYTHON_LRU:
+            self.policy = PythonLru()
+            self.cache = FlexCache(
+                self.policy, scan_interval, max_items, max_bytes, clock=self.clock
+            )
+            policy = "lru"
+        else:
+            self.cache = FlexCache(policy, scan_interval, max_items, max_bytes, clock=self.clock)
         self.model = Model(policy, scan_interval, max_items, max_bytes)
 
     # -- plumbing --------------------------------------------------------------------------
@@ -446,6 +480,9 @@ class CacheMachine(RuleBasedStateMachine):
             assert cache.items <= model.max_items
         if model.max_bytes:
             assert cache.bytes <= model.max_bytes
+        if isinstance(getattr(self, "policy", None), PythonLru):
+            # Told of every entry that came and went: it holds exactly the cache's keys.
+            assert sorted(self.policy.order) == sorted(model.entries)
         live = {id(e.value) for e in model.entries.values()}
         for value in self.values:
             if id(value) in live:

@@ -148,6 +148,9 @@ pub enum InsertError<K, V> {
     TooLarge { key: K, value: V },
     /// See [`Undecided`].
     Undecided { key: K, value: V },
+    /// Under [`EvictionPolicy::External`], the entry needs room that only
+    /// the caller's evictions can make (expired entries are gone already).
+    NeedsRoom { key: K, value: V },
 }
 
 impl<K, V> InsertError<K, V> {
@@ -156,7 +159,8 @@ impl<K, V> InsertError<K, V> {
         match self {
             InsertError::Occupied { key, value }
             | InsertError::TooLarge { key, value }
-            | InsertError::Undecided { key, value } => (key, value),
+            | InsertError::Undecided { key, value }
+            | InsertError::NeedsRoom { key, value } => (key, value),
         }
     }
 }
@@ -173,6 +177,8 @@ pub enum BatchError {
     DoesNotFit,
     /// See [`Undecided`].
     Undecided,
+    /// See [`InsertError::NeedsRoom`].
+    NeedsRoom,
 }
 
 /// Limits and timing a cache is made with; 0 means "no limit".
@@ -271,6 +277,16 @@ impl Counters {
             close_errors: self.close_errors,
         }
     }
+}
+
+/// What [`Cache::make_room`] made of its task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Room {
+    Made,
+    /// The admission policy let go of the incoming entry instead.
+    Rejected,
+    /// Under [`EvictionPolicy::External`]: the caller must evict.
+    Needed,
 }
 
 /// Whether a released entry is still filed in the index.
@@ -642,6 +658,14 @@ impl<K, V> Cache<K, V> {
         match self.find_live(new.hash, eq, now, released) {
             Ok(None) => {}
             Ok(Some(id)) if replace => {
+                // The caller must evict first, and the holder must stay
+                // until the store can go ahead.
+                if self.caller_evicts() && self.needs_room_replacing(id, new.size, now, released) {
+                    return Err(InsertError::NeedsRoom {
+                        key: new.key,
+                        value: new.value,
+                    });
+                }
                 let mut old = self.take(id, Indexed::Yes, ReleaseReason::Replaced);
                 std::mem::swap(&mut old.key, &mut new.key);
                 released.push(old);
@@ -659,9 +683,18 @@ impl<K, V> Cache<K, V> {
                 })
             }
         }
-        if !self.make_room(1, new.size, Some(&new), now, released) {
-            self.reject(new, released);
-            return Ok(());
+        match self.make_room(1, new.size, Some(&new), now, released) {
+            Room::Made => {}
+            Room::Rejected => {
+                self.reject(new, released);
+                return Ok(());
+            }
+            Room::Needed => {
+                return Err(InsertError::NeedsRoom {
+                    key: new.key,
+                    value: new.value,
+                })
+            }
         }
         self.store(new);
         Ok(())
@@ -738,6 +771,14 @@ impl<K, V> Cache<K, V> {
         {
             return Err((BatchError::DoesNotFit, batch));
         }
+        let external = self.caller_evicts();
+        if external
+            && self.over_limits(batch.len() as u64, u64::try_from(total).unwrap_or(u64::MAX))
+        {
+            // Expired entries go before the caller is asked for victims,
+            // and before the holders are found: none of those is then due.
+            self.expire_due(now, released);
+        }
         // Every holder first, changing nothing, so that a refusal leaves
         // the cache as it was.
         let mut holders = Vec::with_capacity(batch.len());
@@ -760,6 +801,17 @@ impl<K, V> Cache<K, V> {
         if ids.windows(2).any(|pair| pair[0] == pair[1]) {
             return Err((BatchError::Undecided, batch));
         }
+        if external {
+            let mut after_items = self.entries.len() as u64 + batch.len() as u64;
+            let mut after_bytes = self.bytes + total;
+            for &(_, id, _) in &holders {
+                after_items -= 1;
+                after_bytes -= u128::from(self.size_of(id));
+            }
+            if self.exceeds(after_items, after_bytes) {
+                return Err((BatchError::NeedsRoom, batch));
+            }
+        }
         for (position, id, live) in holders {
             if live {
                 let mut old = self.take(id, Indexed::Yes, ReleaseReason::Replaced);
@@ -772,7 +824,12 @@ impl<K, V> Cache<K, V> {
         self.auto_scan(now, released);
         let total = u64::try_from(total).unwrap_or(u64::MAX);
         // Room for the whole batch: no entry of it competes for its place.
-        self.make_room(batch.len() as u64, total, None, now, released);
+        let room = self.make_room(batch.len() as u64, total, None, now, released);
+        debug_assert_eq!(
+            room,
+            Room::Made,
+            "a batch's room is made, or was found missing above"
+        );
         for new in batch {
             self.store(new);
         }
@@ -783,6 +840,7 @@ impl<K, V> Cache<K, V> {
     pub fn scan(&mut self, now: Nanos, released: &mut Released<K, V>) {
         let now = self.observe(now);
         self.expire_due(now, released);
+        // Nothing to store: under `External` nothing can be missing.
         self.make_room(0, 0, None, now, released);
     }
 
@@ -885,8 +943,9 @@ impl<K, V> Cache<K, V> {
     /// Makes room for `items` more entries of `bytes` more units: expired
     /// entries go first, then victims by policy until the limits hold.
     /// For a single store, `incoming` is the entry about to be stored: a
-    /// policy that admits (`tinylfu`) may then refuse it, and the answer
-    /// is false. Inline, as the test alone is what most inserts pay.
+    /// policy that admits (`tinylfu`) may then refuse it. Under
+    /// [`EvictionPolicy::External`] no victim is taken: the room still missing is
+    /// `Needed`. Inline, as the test alone is what most inserts pay.
     #[inline(always)]
     fn make_room(
         &mut self,
@@ -895,14 +954,25 @@ impl<K, V> Cache<K, V> {
         incoming: Option<&NewEntry<K, V>>,
         now: Nanos,
         released: &mut Released<K, V>,
-    ) -> bool {
+    ) -> Room {
         if !self.over_limits(items, bytes) {
-            return true;
+            return Room::Made;
         }
         self.expire_due(now, released);
+        if self.caller_evicts() {
+            return if self.over_limits(items, bytes) {
+                Room::Needed
+            } else {
+                Room::Made
+            };
+        }
         if let Some(new) = incoming {
             if self.policy.admission().is_some() {
-                return self.admit(new.hash, new.size, released);
+                return if self.admit(new.hash, new.size, released) {
+                    Room::Made
+                } else {
+                    Room::Rejected
+                };
             }
         }
         while self.over_limits(items, bytes) {
@@ -911,7 +981,53 @@ impl<K, V> Cache<K, V> {
                 .expect("over a limit with no entry to evict");
             self.release(victim, Indexed::Yes, ReleaseReason::Evicted, released);
         }
-        true
+        Room::Made
+    }
+
+    /// Under [`EvictionPolicy::External`], whether a store of `size` over the live
+    /// entry `holder` still needs room once expired entries are gone (the
+    /// holder's own room counts as made). Reaps only entries that are due,
+    /// so `holder` stays.
+    #[cold]
+    fn needs_room_replacing(
+        &mut self,
+        holder: SlotId,
+        size: u64,
+        now: Nanos,
+        released: &mut Released<K, V>,
+    ) -> bool {
+        let fits_now = |cache: &Self| {
+            let bytes = cache.bytes - u128::from(cache.size_of(holder)) + u128::from(size);
+            !cache.exceeds(cache.entries.len() as u64, bytes)
+        };
+        if fits_now(self) {
+            return false;
+        }
+        self.expire_due(now, released);
+        !fits_now(self)
+    }
+
+    /// Takes the live entry of the key `eq` matches out as a victim (for
+    /// a caller that chooses victims, see [`EvictionPolicy::External`]).
+    /// False, changing nothing, when no live entry holds the key.
+    ///
+    /// # Errors
+    /// [`Undecided`].
+    pub fn evict<M: Into<KeyMatch>>(
+        &mut self,
+        hash: u64,
+        eq: impl FnMut(&K) -> M,
+        now: Nanos,
+        released: &mut Released<K, V>,
+    ) -> Result<bool, Undecided> {
+        let now = self.observe(now);
+        match self.find(hash, eq)? {
+            Some(id) if self.entries.get(id).deadline() > now => {
+                self.release(id, Indexed::Yes, ReleaseReason::Evicted, released);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     /// Makes room for one new entry of `size` and key `hash` by admission
@@ -1003,8 +1119,27 @@ impl<K, V> Cache<K, V> {
     /// Whether `extra_items` more items of `extra_bytes` would break a limit.
     #[inline(always)]
     fn over_limits(&self, extra_items: u64, extra_bytes: u64) -> bool {
-        let items = self.entries.len() as u64 + extra_items;
-        let bytes = self.bytes + u128::from(extra_bytes);
+        self.exceeds(
+            self.entries.len() as u64 + extra_items,
+            self.bytes + u128::from(extra_bytes),
+        )
+    }
+
+    /// True under [`EvictionPolicy::External`]: the caller evicts.
+    #[inline]
+    fn caller_evicts(&self) -> bool {
+        self.config.policy == EvictionPolicy::External
+    }
+
+    /// The size of the entry at `id`.
+    #[inline]
+    fn size_of(&self, id: SlotId) -> u64 {
+        self.large_sizes.get(id, self.entries.get(id).size_field())
+    }
+
+    /// Whether `items` entries of `bytes` in all would break a limit.
+    #[inline(always)]
+    fn exceeds(&self, items: u64, bytes: u128) -> bool {
         (self.config.max_items > 0 && items > self.config.max_items)
             || (self.config.max_bytes > 0 && bytes > u128::from(self.config.max_bytes))
     }
@@ -1136,7 +1271,7 @@ impl<K, V> Cache<K, V> {
         for &id in &ids {
             let entry = self.entries.get(id);
             large += usize::from(LargeSizes::is_elsewhere(entry.size_field()));
-            bytes += u128::from(self.large_sizes.get(id, entry.size_field()));
+            bytes += u128::from(self.size_of(id));
             assert!(
                 self.index.holds(entry.index_hash(), id),
                 "{id:?} not indexed"

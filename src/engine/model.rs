@@ -515,6 +515,7 @@ impl Model {
                     .position(|entry| Some(entry.count) == lowest)
                     .expect("lfu: over a limit with no entry")
             }
+            EvictionPolicy::External => unreachable!("the model runs the named policies"),
             EvictionPolicy::Random | EvictionPolicy::TinyLfu => {
                 let key = chosen
                     .pop_front()
@@ -951,6 +952,7 @@ impl Harness {
                 .map(|r| r.0)
                 .collect(),
             EvictionPolicy::Lru | EvictionPolicy::Fifo | EvictionPolicy::Lfu => VecDeque::new(),
+            EvictionPolicy::External => unreachable!("the model runs the named policies"),
         }
     }
 
@@ -1311,6 +1313,7 @@ impl Harness {
                     InsertError::Occupied { .. } => Some(Refusal::Occupied),
                     InsertError::TooLarge { .. } => Some(Refusal::TooLarge),
                     InsertError::Undecided { .. } => None,
+                    InsertError::NeedsRoom { .. } => unreachable!("only under External"),
                 };
                 assert_eq!(
                     refused.into_entry(),

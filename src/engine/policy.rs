@@ -45,6 +45,12 @@ pub enum EvictionPolicy {
     /// W-TinyLFU: an LRU window, then admission by estimated frequency
     /// into a segmented LRU; a store may let go of the entry it stored.
     TinyLfu,
+    /// Victims chosen by the caller (the binding: a policy written in
+    /// Python, which the engine may not call). The engine keeps no order
+    /// and never evicts: a store that needs room is refused with
+    /// `NeedsRoom`, and the caller evicts by key ([`super::Cache::evict`])
+    /// and stores again. Not in [`EvictionPolicy::ALL`]: no name selects it.
+    External,
 }
 
 impl EvictionPolicy {
@@ -65,6 +71,7 @@ impl EvictionPolicy {
             EvictionPolicy::Random => "random",
             EvictionPolicy::Lfu => "lfu",
             EvictionPolicy::TinyLfu => "tinylfu",
+            EvictionPolicy::External => "external",
         }
     }
 
@@ -118,7 +125,9 @@ pub(crate) enum Policy {
     Lfu(Box<Lfu>),
     TinyLfu(Box<TinyLfu>),
     /// A cache without limits never evicts, so it keeps no order at all:
-    /// a hit then touches one entry instead of three.
+    /// a hit then touches one entry instead of three. So is a cache whose
+    /// caller chooses the victims ([`EvictionPolicy::External`]), which
+    /// needs no more than this: the cache asks its caller for room.
     Unbounded,
 }
 
@@ -157,6 +166,7 @@ impl Policy {
                 };
                 Policy::TinyLfu(Box::new(TinyLfu::new(capacity, in_bytes, max_items, rng)))
             }
+            EvictionPolicy::External => Policy::Unbounded,
         }
     }
 

@@ -66,6 +66,7 @@ impl Driver {
             InsertError::Occupied { .. } => "occupied",
             InsertError::TooLarge { .. } => "too large",
             InsertError::Undecided { .. } => "undecided",
+            InsertError::NeedsRoom { .. } => "needs room",
         })
     }
 
@@ -742,4 +743,123 @@ fn tinylfu_invariants_hold_on_a_mixed_run() {
         }
         d.cache.validate();
     }
+}
+
+impl Driver {
+    fn put(&mut self, key: &'static str, value: u32, size: u64) -> Result<(), &'static str> {
+        let mut released = Released::new();
+        let new = NewEntry {
+            hash: hash_of(key),
+            key,
+            value,
+            size,
+            deadline: NEVER,
+            needs_close: false,
+        };
+        let result = self.cache.put(new, |k| *k == key, self.now, &mut released);
+        self.collect(released);
+        self.cache.validate();
+        result.map_err(|error| match error {
+            InsertError::NeedsRoom { .. } => "needs room",
+            _ => "refused",
+        })
+    }
+
+    fn evict(&mut self, key: &'static str) -> bool {
+        let mut released = Released::new();
+        let evicted = self
+            .cache
+            .evict(hash_of(key), |k| *k == key, self.now, &mut released)
+            .expect("decided");
+        self.collect(released);
+        self.cache.validate();
+        evicted
+    }
+
+    fn store_batch(
+        &mut self,
+        batch: &[(&'static str, u64)],
+        replace: bool,
+    ) -> Result<(), BatchError> {
+        let mut released = Released::new();
+        let entries = batch
+            .iter()
+            .map(|&(key, size)| NewEntry {
+                hash: hash_of(key),
+                key,
+                value: 0,
+                size,
+                deadline: NEVER,
+                needs_close: false,
+            })
+            .collect();
+        let result = self.cache.store_batch(
+            entries,
+            |position, k| *k == batch[position].0,
+            replace,
+            self.now,
+            &mut released,
+        );
+        self.collect(released);
+        self.cache.validate();
+        result.map_err(|(error, _)| error)
+    }
+}
+
+#[test]
+fn external_policy_refuses_a_store_that_needs_room_and_evicts_by_key() {
+    let mut d = Driver::new(EvictionPolicy::External, 2, 0);
+    d.set("a", 1, 1, None).unwrap();
+    d.set("b", 2, 1, None).unwrap();
+    assert_eq!(d.set("c", 3, 1, None), Err("needs room"));
+    assert_eq!(d.cache.len(), 2);
+    assert!(d.take_released().is_empty(), "a refusal lets nothing go");
+    assert!(!d.evict("c"), "no entry holds c");
+    assert!(d.evict("b"));
+    assert_eq!(d.take_released(), [("b", ReleaseReason::Evicted)]);
+    assert_eq!(d.cache.stats().evictions, 1);
+    d.set("c", 3, 1, None).unwrap();
+    assert!(d.contains("a") && d.contains("c"));
+}
+
+#[test]
+fn external_policy_reaps_expired_entries_before_it_asks_for_room() {
+    let mut d = Driver::new(EvictionPolicy::External, 2, 0);
+    d.set("a", 1, 1, Some(SECOND)).unwrap();
+    d.set("b", 2, 1, None).unwrap();
+    d.now += 2 * SECOND;
+    assert!(!d.evict("a"), "an expired entry is no victim");
+    d.set("c", 3, 1, None).unwrap();
+    assert_eq!(d.take_released(), [("a", ReleaseReason::Expired)]);
+}
+
+#[test]
+fn external_policy_keeps_a_replaced_holder_until_the_store_fits() {
+    let mut d = Driver::new(EvictionPolicy::External, 0, 10);
+    d.set("a", 1, 4, None).unwrap();
+    d.set("b", 2, 4, None).unwrap();
+    // Replacing a (4) by 6 needs 10: fits, its own room counts.
+    d.put("a", 5, 6).unwrap();
+    assert_eq!(d.take_released(), [("a", ReleaseReason::Replaced)]);
+    // Replacing a (6) by 7 needs 11: the holder stays.
+    assert_eq!(d.put("a", 6, 7), Err("needs room"));
+    assert_eq!(d.cache.bytes(), 10);
+    assert!(d.take_released().is_empty());
+    assert_eq!(d.get("a"), Some(5));
+}
+
+#[test]
+fn external_policy_asks_for_room_for_a_whole_batch_before_it_changes_anything() {
+    let mut d = Driver::new(EvictionPolicy::External, 3, 0);
+    d.set("a", 1, 1, None).unwrap();
+    d.set("b", 2, 1, None).unwrap();
+    assert_eq!(
+        d.store_batch(&[("c", 1), ("d", 1)], false),
+        Err(BatchError::NeedsRoom)
+    );
+    assert_eq!(d.cache.len(), 2);
+    // Replacing b frees its room: a, b', c fit.
+    d.store_batch(&[("b", 1), ("c", 1)], true).unwrap();
+    assert_eq!(d.take_released(), [("b", ReleaseReason::Replaced)]);
+    assert_eq!(d.cache.len(), 3);
 }

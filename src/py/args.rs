@@ -120,9 +120,11 @@ fn duration(obj: &Bound<'_, PyAny>, what: &str, accept_timedelta: bool) -> PyRes
     )))
 }
 
-pub(crate) fn eviction_policy(arg: Arg<'_>) -> PyResult<EvictionPolicy> {
+pub(crate) fn eviction_policy(
+    arg: Arg<'_>,
+) -> PyResult<(EvictionPolicy, Option<Bound<'_, PyAny>>)> {
     let Arg::Given(obj) = arg else {
-        return Ok(EvictionPolicy::Lru);
+        return Ok((EvictionPolicy::Lru, None));
     };
     let choices = || {
         EvictionPolicy::ALL
@@ -130,21 +132,29 @@ pub(crate) fn eviction_policy(arg: Arg<'_>) -> PyResult<EvictionPolicy> {
             .join(", ")
     };
     let Ok(text) = obj.cast::<PyString>() else {
+        let py = obj.py();
+        let base = py
+            .import(intern!(py, "flexcache._policy"))?
+            .getattr(intern!(py, "EvictionPolicy"))?;
+        if obj.is_instance(&base)? {
+            return Ok((EvictionPolicy::External, Some(obj)));
+        }
         return Err(PyTypeError::new_err(format!(
-            "eviction_policy must be a str, one of {}; got {}",
+            "eviction_policy must be a str, one of {}, or a flexcache.EvictionPolicy; got {}",
             choices(),
             type_name(&obj)
         )));
     };
     let policy = text.to_str().ok().and_then(EvictionPolicy::from_name);
-    policy.ok_or_else(|| {
+    let policy = policy.ok_or_else(|| {
         PyValueError::new_err(format!(
             "eviction_policy must be one of {}, not {}",
             choices(),
             obj.repr()
                 .map_or_else(|_| "?".to_owned(), |r| r.to_string())
         ))
-    })
+    })?;
+    Ok((policy, None))
 }
 
 /// The scan interval in nanoseconds ([`NEVER`] for infinity) and as the

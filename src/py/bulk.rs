@@ -17,6 +17,7 @@ use smallvec::SmallVec;
 use super::args::{self, type_name};
 use super::callbacks::ReleasedObjects;
 use super::key::{Key, Matcher, StoredKey};
+use super::policy;
 use super::{Engine, FlexCachePy, Time, TimeRule, SETTLE_TRIES};
 use crate::engine::{BatchError, ReleaseReason};
 
@@ -44,6 +45,7 @@ pub(super) fn get_many<'py>(
     for (key, value) in keys.iter().zip(found) {
         if let Some(value) = value {
             result.set_item(&key.object, value)?;
+            FlexCachePy::tell_accessed(slf, &key.object);
         }
     }
     Ok(result.into_any())
@@ -191,7 +193,9 @@ pub(super) fn store_many<'py>(
     }
     let mut winners: Vec<Option<Bound<'py, PyAny>>> = Vec::new();
     let mut generation = None;
-    for _ in 0..=SETTLE_TRIES {
+    let mut tries = 0;
+    let mut kept = Vec::new();
+    while tries <= SETTLE_TRIES {
         let matchers: Vec<Matcher<'_, 'py>> = match generation {
             None => batch
                 .iter()
@@ -224,7 +228,7 @@ pub(super) fn store_many<'py>(
                 match engine.store_batch(entries, eq, replace, time.now, released) {
                     Ok(()) => {
                         if replace {
-                            keep_restored_values(py, released, &batch);
+                            keep_restored_values(py, released, &batch, &mut kept);
                         }
                         Ok(())
                     }
@@ -238,33 +242,74 @@ pub(super) fn store_many<'py>(
                 }
             })?;
         match outcome {
-            Ok(()) => return Ok(()),
-            Err(BatchError::Occupied(position)) => {
-                return Err(PyKeyError::new_err((batch[position]
-                    .key
-                    .object
-                    .clone()
-                    .unbind(),)));
+            Ok(()) => {
+                tell_batch_stored(slf, &kept, &batch);
+                return Ok(());
             }
-            Err(BatchError::TooLarge(position)) => {
-                return Err(FlexCachePy::too_large(slf, batch[position].size)?);
+            Err(BatchError::NeedsRoom) => {
+                let keys: Vec<&Key<'py>> = batch.iter().map(|pending| &pending.key).collect();
+                FlexCachePy::evict_for_policy(slf, &keys)?;
+                // The eviction changed the cache: the keys' comparisons
+                // are made again.
+                generation = None;
             }
-            Err(BatchError::DoesNotFit) => {
-                let total: u128 = batch.iter().map(|pending| u128::from(pending.size)).sum();
-                return Err(PyValueError::new_err(format!(
-                    "a batch of {} entries of total size {total} does not fit in the cache's \
-                     limits on its own",
-                    batch.len()
-                )));
+            Err(
+                refusal @ (BatchError::Occupied(_)
+                | BatchError::TooLarge(_)
+                | BatchError::DoesNotFit),
+            ) => {
+                return Err(batch_refused(slf, refusal, &batch)?);
             }
             Err(BatchError::Undecided) => {
                 let (found, now) = settle_batch(slf, batch.iter().map(|pending| &pending.key))?;
                 winners = found;
                 generation = Some(now);
+                tries += 1;
             }
         }
     }
     Err(changed_on_every_try())
+}
+
+/// The exception for a batch the engine refused as it stands.
+fn batch_refused(
+    slf: &Bound<'_, FlexCachePy>,
+    refusal: BatchError,
+    batch: &[Pending<'_>],
+) -> PyResult<PyErr> {
+    Ok(match refusal {
+        BatchError::Occupied(position) => {
+            PyKeyError::new_err((batch[position].key.object.clone().unbind(),))
+        }
+        BatchError::TooLarge(position) => FlexCachePy::too_large(slf, batch[position].size)?,
+        BatchError::DoesNotFit | BatchError::NeedsRoom | BatchError::Undecided => {
+            let total: u128 = batch.iter().map(|pending| u128::from(pending.size)).sum();
+            PyValueError::new_err(format!(
+                "a batch of {} entries of total size {total} does not fit in the cache's \
+                 limits on its own",
+                batch.len()
+            ))
+        }
+    })
+}
+
+/// Tells the Python policy, if any, of a batch stored: first of the
+/// entries whose very value was stored again (`kept`), told of no release
+/// though their old entries left, then of every entry stored.
+fn tell_batch_stored(
+    slf: &Bound<'_, FlexCachePy>,
+    kept: &[Bound<'_, PyAny>],
+    batch: &[Pending<'_>],
+) {
+    let Some(policy) = FlexCachePy::python_policy(slf) else {
+        return;
+    };
+    for key in kept {
+        policy::on_remove(policy, key);
+    }
+    for pending in batch {
+        policy::on_insert(policy, &pending.key.object);
+    }
 }
 
 /// Compares each batch key with its candidates (user code, no borrow
@@ -365,7 +410,12 @@ pub(super) fn without_repeated_keys<'py, T>(
 
 /// After a `put_many`: as `keep_restored_value` after a `put`, for every
 /// replaced entry that held the very value its key is now stored with.
-fn keep_restored_values(py: Python<'_>, released: &mut ReleasedObjects, batch: &[Pending<'_>]) {
+fn keep_restored_values<'py>(
+    py: Python<'py>,
+    released: &mut ReleasedObjects,
+    batch: &[Pending<'py>],
+    kept: &mut Vec<Bound<'py, PyAny>>,
+) {
     if !released
         .iter()
         .any(|entry| entry.reason == ReleaseReason::Replaced)
@@ -393,7 +443,9 @@ fn keep_restored_values(py: Python<'_>, released: &mut ReleasedObjects, batch: &
                 .is_some_and(|&(_, value)| value == entry.value.as_ptr() as usize);
         if restored {
             // The caller holds both objects: these drops only decrement.
-            drop((entry.key.into_bound(py), entry.value.into_bound(py)));
+            let (key, value) = (entry.key.into_bound(py), entry.value.into_bound(py));
+            kept.push(key);
+            drop(value);
         } else {
             released.push(entry);
         }

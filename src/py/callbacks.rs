@@ -196,9 +196,12 @@ fn size_from(result: &Bound<'_, PyAny>, what: &str) -> PyResult<u64> {
 }
 
 /// What the cache calls on each entry it lets go, besides `close()`: its
-/// `on_remove` listener, borrowed from the (frozen) cache object.
+/// Python policy's `on_remove(key)` and then its `on_remove` listener,
+/// borrowed from the (frozen) cache object.
 #[derive(Clone, Copy)]
 pub(crate) struct Hooks<'a, 'py> {
+    /// A policy written in Python, told of each entry that leaves.
+    pub(crate) policy: Option<&'a Bound<'py, PyAny>>,
     pub(crate) on_remove: Option<&'a Bound<'py, PyAny>>,
     /// Called instead of `close()` on each value to close (the cache's
     /// private `_closer`: `flexcache.aio` collects them to await).
@@ -214,11 +217,17 @@ impl<'py> Hooks<'_, 'py> {
     /// is out of line and drains in place: moving the `SmallVec` into a
     /// consumer cost a `delete` more than releasing its one entry did.
     /// `released` is left empty and inline, so it owns nothing: the caller
-    /// may forget it, skipping its out-of-line destructor.
+    /// may forget it, skipping its out-of-line destructor. The hooks are
+    /// read (`hooks`) only when something was released: read up front,
+    /// they cost every `get` hit 15 instructions.
     #[inline(always)]
-    pub(crate) fn release_all(self, py: Python<'py>, released: &mut ReleasedObjects) -> u64 {
+    pub(crate) fn release_all(
+        hooks: impl FnOnce() -> Self,
+        py: Python<'py>,
+        released: &mut ReleasedObjects,
+    ) -> u64 {
         if !released.is_empty() || released.spilled() {
-            self.release_each(py, released)
+            hooks().release_each(py, released)
         } else {
             0
         }
@@ -249,6 +258,9 @@ impl<'py> Hooks<'_, 'py> {
         let key = entry.key.into_bound(py);
         let value = entry.value.into_bound(py);
         let mut errors = 0;
+        if let Some(policy) = self.policy {
+            super::policy::on_remove(policy, &key);
+        }
         if let Some(on_remove) = self.on_remove {
             errors += call_on_remove(on_remove, &key, &value, entry.reason);
         }

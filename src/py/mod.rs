@@ -27,6 +27,7 @@ mod guard;
 mod key;
 mod memo;
 mod persist;
+mod policy;
 mod types;
 
 use std::sync::{Arc, OnceLock};
@@ -150,6 +151,9 @@ struct FlexCachePy {
     background_scan: Option<f64>,
     /// The private `_closer`: called instead of `close()` (`flexcache.aio`).
     closer: Option<Py<PyAny>>,
+    /// A policy written in Python (`flexcache.EvictionPolicy`), which
+    /// chooses the victims of an engine made with `External` (see `policy`).
+    python_policy: Option<Py<PyAny>>,
     /// The `flexcache._scanner.Scanner` running `scan()` in its thread,
     /// started by `__init__` (the object must exist for it to refer to).
     scanner: OnceLock<Py<PyAny>>,
@@ -169,6 +173,19 @@ enum StoreRefusal {
     Occupied,
     TooLarge,
     Undecided,
+    /// The Python policy must choose a victim (see `policy`).
+    NeedsRoom,
+}
+
+/// What `store_made`'s store of a made value found.
+enum MadeStore<'py> {
+    Stored,
+    /// Over `max_bytes` on its own: returned, neither stored nor closed.
+    TooLarge,
+    /// The Python policy must choose a victim (see `policy`).
+    NeedsRoom,
+    /// A live entry appeared meanwhile, and wins.
+    Held(Bound<'py, PyAny>),
 }
 
 /// The error for a call that finds the engine taken: a callback of this
@@ -275,7 +292,7 @@ impl FlexCachePy {
             };
             call(&mut engine, time, &mut released)
         };
-        let errors = Self::hooks(slf).release_all(slf.py(), &mut released);
+        let errors = Hooks::release_all(|| Self::hooks(slf), slf.py(), &mut released);
         // Empty and inline now (see `Hooks::release_all`).
         std::mem::forget(released);
         if errors > 0 {
@@ -288,6 +305,7 @@ impl FlexCachePy {
     #[inline(always)]
     fn hooks<'a, 'py>(slf: &'a Bound<'py, Self>) -> Hooks<'a, 'py> {
         Hooks {
+            policy: Self::python_policy(slf),
             on_remove: slf.get().on_remove.as_ref().map(|f| f.bind(slf.py())),
             closer: slf.get().closer.as_ref().map(|f| f.bind(slf.py())),
         }
@@ -428,53 +446,67 @@ impl FlexCachePy {
         let ttl = args::ttl(ttl)?;
         // User code runs here, before the cache is borrowed.
         let (size, needs_close) = Self::measure(slf, key, value)?;
-        let refused = Self::with_key(
-            slf,
-            &parsed_key,
-            TimeRule::storing(ttl),
-            #[inline(always)]
-            |engine, time, released, matcher| {
-                let deadline = ttl.deadline(time.now, time.clock);
-                let new = parsed_key.new_entry(value, size, needs_close, deadline);
-                let eq = |stored: &StoredKey| matcher.compare(stored);
-                let result = if REPLACE {
-                    engine.put(new, eq, time.now, released)
-                } else {
-                    engine.insert(new, eq, time.now, released)
-                };
-                if !released.is_empty() {
-                    if REPLACE {
-                        keep_restored_value(py, released, key, value);
+        let mut kept_value = false;
+        loop {
+            let refused = Self::with_key(
+                slf,
+                &parsed_key,
+                TimeRule::storing(ttl),
+                #[inline(always)]
+                |engine, time, released, matcher| {
+                    let deadline = ttl.deadline(time.now, time.clock);
+                    let new = parsed_key.new_entry(value, size, needs_close, deadline);
+                    let eq = |stored: &StoredKey| matcher.compare(stored);
+                    let result = if REPLACE {
+                        engine.put(new, eq, time.now, released)
+                    } else {
+                        engine.insert(new, eq, time.now, released)
+                    };
+                    if !released.is_empty() {
+                        if REPLACE {
+                            kept_value = keep_restored_value(py, released, key, value);
+                        }
+                        // Likely an eviction, and in a run of them: start
+                        // loading what the next one will release.
+                        prefetch_upcoming_victim(engine);
                     }
-                    // Likely an eviction, and in a run of them: start
-                    // loading what the next one will release.
-                    prefetch_upcoming_victim(engine);
-                }
-                // The refused key and value are dropped here, as `Bound` (at
-                // once, see `Hooks::release`): the caller's own references
-                // keep both alive, so no object is freed and no code runs.
-                // What leaves the engine call is then one byte, not an
-                // error carrying two objects (moved through the stack, it
-                // stalled every `set` on a store-to-load forward).
-                let refusal = match result {
-                    Ok(()) => return Ok(None),
-                    Err(InsertError::Occupied { .. }) => StoreRefusal::Occupied,
-                    Err(InsertError::TooLarge { .. }) => StoreRefusal::TooLarge,
-                    Err(InsertError::Undecided { .. }) => StoreRefusal::Undecided,
-                };
-                let (new_key, new_value) = result.unwrap_err().into_entry();
-                drop((new_key.into_bound(py), new_value.into_bound(py)));
-                match refusal {
-                    StoreRefusal::Undecided => Err(Undecided),
-                    refusal => Ok(Some(refusal)),
-                }
-            },
-        )?;
-        match refused {
-            None => Ok(()),
-            Some(StoreRefusal::TooLarge) => Err(Self::too_large(slf, size)?),
-            Some(_) => Err(PyKeyError::new_err((key.clone().unbind(),))),
+                    // The refused key and value are dropped here, as `Bound` (at
+                    // once, see `Hooks::release`): the caller's own references
+                    // keep both alive, so no object is freed and no code runs.
+                    // What leaves the engine call is then one byte, not an
+                    // error carrying two objects (moved through the stack, it
+                    // stalled every `set` on a store-to-load forward).
+                    let refusal = match result {
+                        Ok(()) => return Ok(None),
+                        Err(InsertError::Occupied { .. }) => StoreRefusal::Occupied,
+                        Err(InsertError::TooLarge { .. }) => StoreRefusal::TooLarge,
+                        Err(InsertError::Undecided { .. }) => StoreRefusal::Undecided,
+                        Err(InsertError::NeedsRoom { .. }) => StoreRefusal::NeedsRoom,
+                    };
+                    let (new_key, new_value) = result.unwrap_err().into_entry();
+                    drop((new_key.into_bound(py), new_value.into_bound(py)));
+                    match refusal {
+                        StoreRefusal::Undecided => Err(Undecided),
+                        refusal => Ok(Some(refusal)),
+                    }
+                },
+            )?;
+            match refused {
+                None => break,
+                Some(StoreRefusal::NeedsRoom) => Self::evict_for_policy(slf, &[&parsed_key])?,
+                Some(StoreRefusal::TooLarge) => return Err(Self::too_large(slf, size)?),
+                Some(_) => return Err(PyKeyError::new_err((key.clone().unbind(),))),
+            }
         }
+        if let Some(policy) = Self::python_policy(slf) {
+            // The very value stored again was told of no release: its old
+            // entry left all the same.
+            if kept_value {
+                policy::on_remove(policy, key);
+            }
+            policy::on_insert(policy, key);
+        }
+        Ok(())
     }
 
     /// Removes a key's entry and hands it back, to be released with
@@ -522,37 +554,40 @@ impl FlexCachePy {
         let py = slf.py();
         let key = &parsed_key.object;
         let (size, needs_close) = Self::measure(slf, key, &made)?;
-        let holder = Self::with_key(
-            slf,
-            parsed_key,
-            TimeRule::storing(ttl),
-            |engine, time, released, matcher| {
-                let deadline = ttl.deadline(time.now, time.clock);
-                let new = parsed_key.new_entry(&made, size, needs_close, deadline);
-                let eq = |stored: &StoredKey| matcher.compare(stored);
-                match engine.insert(new, eq, time.now, released) {
-                    Ok(()) => Ok(None),
-                    Err(refused) => {
-                        let occupied = matches!(refused, InsertError::Occupied { .. });
-                        let undecided = matches!(refused, InsertError::Undecided { .. });
-                        let (key, value) = refused.into_entry();
-                        drop((key.into_bound(py), value.into_bound(py)));
-                        if undecided {
-                            return Err(Undecided);
-                        }
-                        if !occupied {
-                            // Too large: returned, neither stored nor closed.
-                            return Ok(None);
-                        }
-                        Ok(engine
+        let holder = loop {
+            let outcome = Self::with_key(
+                slf,
+                parsed_key,
+                TimeRule::storing(ttl),
+                |engine, time, released, matcher| {
+                    let deadline = ttl.deadline(time.now, time.clock);
+                    let new = parsed_key.new_entry(&made, size, needs_close, deadline);
+                    let eq = |stored: &StoredKey| matcher.compare(stored);
+                    let Err(refused) = engine.insert(new, eq, time.now, released) else {
+                        return Ok(MadeStore::Stored);
+                    };
+                    let outcome = match refused {
+                        InsertError::Undecided { .. } => None,
+                        InsertError::TooLarge { .. } => Some(MadeStore::TooLarge),
+                        InsertError::NeedsRoom { .. } => Some(MadeStore::NeedsRoom),
+                        InsertError::Occupied { .. } => engine
                             .peek(parsed_key.hash, eq, time.now)?
-                            .map(|value| value.bind(py).clone()))
-                    }
+                            .map(|value| MadeStore::Held(value.bind(py).clone())),
+                    };
+                    let (key, value) = refused.into_entry();
+                    drop((key.into_bound(py), value.into_bound(py)));
+                    outcome.ok_or(Undecided)
+                },
+            )?;
+            match outcome {
+                MadeStore::Stored => {
+                    Self::tell_inserted(slf, key);
+                    return Ok(made);
                 }
-            },
-        )?;
-        let Some(holder) = holder else {
-            return Ok(made);
+                MadeStore::TooLarge => return Ok(made),
+                MadeStore::NeedsRoom => Self::evict_for_policy(slf, &[parsed_key])?,
+                MadeStore::Held(holder) => break holder,
+            }
         };
         // The factory's result, which nobody else has, goes as a replaced
         // entry would.
@@ -597,6 +632,9 @@ impl FlexCachePy {
                     .map(|value| value.bind(py).clone()))
             },
         )?;
+        if found.is_some() {
+            Self::tell_accessed(slf, &key.object);
+        }
         Ok(found)
     }
 
@@ -640,14 +678,16 @@ fn keep_restored_value(
     released: &mut ReleasedObjects,
     key: &Bound<'_, PyAny>,
     value: &Bound<'_, PyAny>,
-) {
-    if let Some(position) = released.iter().position(|entry| {
+) -> bool {
+    let Some(position) = released.iter().position(|entry| {
         entry.reason == ReleaseReason::Replaced && entry.key.is(key) && entry.value.is(value)
-    }) {
-        let entry = released.remove(position);
-        // The caller holds both objects: these drops only decrement.
-        drop((entry.key.into_bound(py), entry.value.into_bound(py)));
-    }
+    }) else {
+        return false;
+    };
+    let entry = released.remove(position);
+    // The caller holds both objects: these drops only decrement.
+    drop((entry.key.into_bound(py), entry.value.into_bound(py)));
+    true
 }
 
 #[pymethods]
@@ -689,7 +729,7 @@ impl FlexCachePy {
             (Some(thread_safe), _) => thread_safe,
             (None, background_scan) => background_scan.is_some(),
         };
-        let policy = args::eviction_policy(eviction_policy)?;
+        let (policy, python_policy) = args::eviction_policy(eviction_policy)?;
         let (scan_interval, scan_interval_seconds) = args::scan_interval(scan_interval)?;
         let max_items = args::limit(max_items, "max_items")?;
         let max_bytes = args::limit(max_bytes, "max_bytes")?;
@@ -728,6 +768,7 @@ impl FlexCachePy {
             in_flight,
             background_scan,
             closer,
+            python_policy: python_policy.map(Bound::unbind),
             scanner: OnceLock::new(),
         })
     }
@@ -1162,11 +1203,16 @@ impl FlexCachePy {
         Self::with_engine(slf, TimeRule::Untimed, |engine, _, _| engine.bytes())
     }
 
+    /// The policy's name, or the `EvictionPolicy` object it was made with.
     #[getter]
-    fn eviction_policy(slf: &Bound<'_, Self>) -> PyResult<&'static str> {
-        Self::with_engine(slf, TimeRule::Untimed, |engine, _, _| {
+    fn eviction_policy<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(policy) = Self::python_policy(slf) {
+            return Ok(policy.clone());
+        }
+        let name = Self::with_engine(slf, TimeRule::Untimed, |engine, _, _| {
             engine.config().policy.name()
-        })
+        })?;
+        Ok(pyo3::types::PyString::new(slf.py(), name).into_any())
     }
 
     /// Set at construction and kept by the binding, outside the engine.
@@ -1216,11 +1262,17 @@ impl FlexCachePy {
 
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
         let scan_interval = slf.get().scan_interval_seconds;
+        // User code (the policy's `__repr__`), before the engine is taken.
+        let python_policy = match Self::python_policy(slf) {
+            Some(policy) => Some(policy.repr()?.to_string()),
+            None => None,
+        };
         Self::with_engine(slf, TimeRule::Untimed, |engine, _, _| {
             let config = engine.config();
+            let policy = python_policy.unwrap_or_else(|| format!("'{}'", config.policy.name()));
             format!(
-                "FlexCache(eviction_policy='{}', scan_interval={:?}, max_items={}, max_bytes={}, items={}, bytes={})",
-                config.policy.name(),
+                "FlexCache(eviction_policy={}, scan_interval={:?}, max_items={}, max_bytes={}, items={}, bytes={})",
+                policy,
                 scan_interval,
                 config.max_items,
                 config.max_bytes,
@@ -1235,9 +1287,14 @@ impl FlexCachePy {
     /// collector stopped it) is skipped: references the collector is not
     /// shown only make what they reach look reachable, which is safe.
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        for callback in [&self.weigher, &self.on_remove, &self.closer]
-            .into_iter()
-            .flatten()
+        for callback in [
+            &self.weigher,
+            &self.on_remove,
+            &self.closer,
+            &self.python_policy,
+        ]
+        .into_iter()
+        .flatten()
         {
             visit.call(callback)?;
         }

@@ -8,11 +8,13 @@ the cache lets go, and statistics.
 
 from flexcache._core import FlexCache, TooLargeError
 from flexcache._decorators import CacheInfo, cached, cachedmethod
+from flexcache._policy import EvictionPolicy
 from flexcache._types import CacheStats, RemovalCause
 
 __all__ = [
     "CacheInfo",
     "CacheStats",
+    "EvictionPolicy",
     "FlexCache",
     "RemovalCause",
     "TooLargeError",

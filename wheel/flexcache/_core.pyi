@@ -8,6 +8,7 @@ from typing import Any, Generic, Literal, TypeVar, final, overload
 
 from _typeshed import SupportsRead, SupportsWrite
 
+from flexcache._policy import EvictionPolicy
 from flexcache._types import CacheStats, RemovalCause
 
 __all__ = ["CachedCall", "FlexCache", "FlexCacheKeyIterator", "ManualClock", "TooLargeError"]
@@ -61,7 +62,7 @@ class FlexCache(Generic[_K, _V]):
 
     def __new__(
         cls,
-        eviction_policy: _Policy = "lru",
+        eviction_policy: _Policy | EvictionPolicy = "lru",
         scan_interval: float = 0.0,
         max_items: int = 0,
         max_bytes: int = 0,
@@ -75,7 +76,7 @@ class FlexCache(Generic[_K, _V]):
     ) -> FlexCache[_K, _V]: ...
     def __init__(
         self,
-        eviction_policy: _Policy = "lru",
+        eviction_policy: _Policy | EvictionPolicy = "lru",
         scan_interval: float = 0.0,
         max_items: int = 0,
         max_bytes: int = 0,
@@ -180,7 +181,7 @@ class FlexCache(Generic[_K, _V]):
     def bytes(self) -> int:
         """Sum of the sizes of the entries held."""
     @property
-    def eviction_policy(self) -> str: ...
+    def eviction_policy(self) -> str | EvictionPolicy: ...
     @property
     def scan_interval(self) -> float: ...
     @property
