@@ -426,3 +426,38 @@ def test_the_base_class_does_nothing_and_answers_no_victim() -> None:
     with pytest.raises(ValueError, match="victim"):
         cache.set("b", 2)
     assert cache.keys() == ["a"]
+
+
+# --- persistence ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["pickle", "copy", "deepcopy"])
+def test_a_cache_with_a_python_policy_is_not_copied(how: str) -> None:
+    import copy
+    import pickle
+
+    cache = FlexCache(RecordingLru(), max_items=2)
+    cache.set("a", 1)
+    copier = {"pickle": pickle.dumps, "copy": copy.copy, "deepcopy": copy.deepcopy}[how]
+    with pytest.raises(TypeError, match="EvictionPolicy object cannot be copied"):
+        copier(cache)
+    assert cache.keys() == ["a"]
+
+
+def test_a_cache_with_a_python_policy_is_not_dumped_and_none_is_loaded_into_one(
+    tmp_path: object,
+) -> None:
+    import pickle
+    from pathlib import Path
+
+    path = Path(str(tmp_path)) / "dump"
+    cache = FlexCache(RecordingLru(), max_items=2)
+    cache.set("a", 1)
+    with pytest.raises(TypeError, match="cannot be dumped"):
+        cache.dump(path, serializer=pickle.dumps)
+    assert not path.exists()
+    plain = FlexCache("lru", max_items=2)
+    plain.set("a", 1)
+    plain.dump(path, serializer=pickle.dumps)
+    with pytest.raises(TypeError, match="cannot be loaded"):
+        FlexCache.load(path, deserializer=pickle.loads, eviction_policy=RecordingLru())

@@ -132,11 +132,7 @@ pub(crate) fn eviction_policy(
             .join(", ")
     };
     let Ok(text) = obj.cast::<PyString>() else {
-        let py = obj.py();
-        let base = py
-            .import(intern!(py, "flexcache._policy"))?
-            .getattr(intern!(py, "EvictionPolicy"))?;
-        if obj.is_instance(&base)? {
+        if super::policy::is_eviction_policy(&obj)? {
             return Ok((EvictionPolicy::External, Some(obj)));
         }
         return Err(PyTypeError::new_err(format!(

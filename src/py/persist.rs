@@ -42,11 +42,26 @@ pub(super) struct Snapshotted<'py> {
     pub(super) uses: u64,
 }
 
+/// The refusal of a copy, dump or load under a policy written in Python:
+/// the entries would come without the policy's own state, or with a copy
+/// of it that no longer matches them (expired entries are left out), and
+/// its next `victim()` could name an entry the cache does not hold.
+fn python_policy_refused(what: &str) -> PyErr {
+    PyTypeError::new_err(format!(
+        "a FlexCache whose eviction_policy is an EvictionPolicy object cannot be {what}: the \
+         policy's own state does not travel with the entries (make a new cache with a new \
+         policy and set the entries into it)"
+    ))
+}
+
 /// The constructor's keyword arguments that remake `slf`'s settings
 /// (`_closer`, `flexcache.aio`'s private hook, is its owner's and stays).
 pub(super) fn settings<'py>(slf: &Bound<'py, FlexCachePy>) -> PyResult<Bound<'py, PyDict>> {
     let py = slf.py();
     let this = slf.get();
+    if this.python_policy.is_some() {
+        return Err(python_policy_refused("copied or pickled"));
+    }
     let (max_items, max_bytes) =
         FlexCachePy::with_engine(slf, TimeRule::Untimed, |engine, _, _| {
             (engine.config().max_items, engine.config().max_bytes)
@@ -378,6 +393,9 @@ pub(super) fn dump<'py>(
 ) -> PyResult<u64> {
     let py = slf.py();
     let this = slf.get();
+    if this.python_policy.is_some() {
+        return Err(python_policy_refused("dumped"));
+    }
     let entries = snapshot(slf)?;
     // The wall time the remaining ttls were counted at.
     let wall_now = wall_nanos(this.clock.wall_seconds());
@@ -518,6 +536,11 @@ pub(super) fn load<'py>(
     kwargs.set_item(intern!(py, "background_scan"), settings.background_scan)?;
     if let Some(overrides) = overrides {
         kwargs.update(overrides.as_mapping())?;
+        if let Some(policy) = kwargs.get_item(intern!(py, "eviction_policy"))? {
+            if super::policy::is_eviction_policy(&policy)? {
+                return Err(python_policy_refused("loaded"));
+            }
+        }
     }
     kwargs.set_item(intern!(py, "clock"), clock)?;
     // The constructor's own checks, for the dump's settings and the

@@ -29,6 +29,15 @@ fn tell(
     }
 }
 
+/// Whether `obj` is a `flexcache.EvictionPolicy`.
+pub(super) fn is_eviction_policy(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let py = obj.py();
+    let base = py
+        .import(intern!(py, "flexcache._policy"))?
+        .getattr(intern!(py, "EvictionPolicy"))?;
+    obj.is_instance(&base)
+}
+
 /// `policy.on_insert(key)` (see [`tell`]).
 #[cold]
 #[inline(never)]
