@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 from pathlib import Path
 
@@ -58,16 +60,21 @@ def django_tests(version: str) -> Path:
             check=True,
         )
     prefix = f"django-{version}/tests/cache/"
+    # Extracted beside the final folder and renamed into place, so a run stopped half-way
+    # leaves no partial test app that a later run would take as complete.
+    partial = Path(tempfile.mkdtemp(prefix="tests-", dir=root))
     with tarfile.open(sdist) as archive:
         members = [m for m in archive.getmembers() if m.name.startswith(prefix) and m.isfile()]
         if not members:
             raise SystemExit(f"{sdist} has no {prefix}")
         for member in members:
-            target = tests / "cache" / member.name[len(prefix) :]
+            target = partial / "cache" / member.name[len(prefix) :]
             target.parent.mkdir(parents=True, exist_ok=True)
             source = archive.extractfile(member)
             assert source is not None
             target.write_bytes(source.read())
+    shutil.rmtree(tests, ignore_errors=True)
+    partial.rename(tests)
     return tests
 
 
