@@ -193,6 +193,9 @@ def test_max_entries_keeps_the_eviction_order_without_a_flexcache_limit() -> Non
         ({"OPTIONS": {"max_items": 1.5}}, "max_items"),
         ({"OPTIONS": {"max_bytes": "big"}}, "max_bytes"),
         ({"OPTIONS": {"eviction_policy": "mru"}}, "eviction_policy"),
+        ({"OPTIONS": {"eviction_policy": 3}}, "eviction_policy"),
+        ({"OPTIONS": {"thread_safe": "yes"}}, "thread_safe"),
+        ({"OPTIONS": {"clock": 1}}, "clock"),
         ({"OPTIONS": {"scan_interval": -1}}, "scan_interval"),
         ({"OPTIONS": {"thread_safe": False, "background_scan": 1}}, "background_scan"),
         ({"OPTIONS": {"MAX_ENTRIES": "300"}}, "MAX_ENTRIES"),
@@ -210,6 +213,30 @@ def test_bad_settings_are_improperly_configured_naming_the_option(
 ) -> None:
     with pytest.raises(ImproperlyConfigured, match=named):
         backend(**params)
+
+
+def test_a_python_policy_under_culling_is_refused() -> None:
+    from flexcache import EvictionPolicy
+
+    class Newest(EvictionPolicy):
+        def __init__(self) -> None:
+            self.keys: list[Any] = []
+
+        def on_insert(self, key: Any) -> None:
+            self.keys.append(key)
+
+        def on_remove(self, key: Any) -> None:
+            self.keys.remove(key)
+
+        def victim(self) -> Any:
+            return self.keys[-1]
+
+    with pytest.raises(ImproperlyConfigured, match="max_items"):
+        backend(OPTIONS={"eviction_policy": Newest()})
+    cache = backend(OPTIONS={"eviction_policy": Newest(), "max_items": 2})
+    cache.set_many({"a": 1, "b": 2})
+    cache.set("c", 3)  # the newest held ("b") goes
+    assert cache.get_many(["a", "b", "c"]) == {"a": 1, "c": 3}
 
 
 def test_tinylfu_with_max_items() -> None:

@@ -49,6 +49,7 @@ except ImportError as error:  # pragma: no cover - exercised only without Django
     ) from error
 
 from flexcache._core import FlexCache, TooLargeError
+from flexcache._policy import EvictionPolicy
 
 __all__ = ["FlexCacheBackend"]
 
@@ -163,6 +164,12 @@ class FlexCacheBackend(BaseCache):
             )
         settings = {name: options[name] for name in _FLEXCACHE_OPTIONS if name in options}
         settings.setdefault("thread_safe", True)
+        if not isinstance(settings["thread_safe"], bool):
+            # FlexCache's own message for this one does not name the argument.
+            raise ImproperlyConfigured(
+                "FlexCacheBackend OPTIONS 'thread_safe' must be True or False, "
+                f"not {type(settings['thread_safe']).__name__}"
+            )
         policy = settings.get("eviction_policy", "lru")
 
         self._max_entries: int | None
@@ -180,7 +187,8 @@ class FlexCacheBackend(BaseCache):
                 self._max_entries = None
             else:
                 self._max_entries = _int_option("MAX_ENTRIES", max_entries, 1)
-                if policy not in _CULLING_POLICIES:
+                # Another string or type is FlexCache's to refuse, with its own message.
+                if policy == "tinylfu" or isinstance(policy, EvictionPolicy):
                     raise ImproperlyConfigured(
                         f"FlexCacheBackend OPTIONS eviction_policy {policy!r} cannot order a "
                         "MAX_ENTRIES cull (it picks one victim by a contest at each store): "
