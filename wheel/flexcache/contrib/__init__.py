@@ -1,0 +1,1 @@
+"""Integrations of FlexCache with other libraries (each imports its library on its own)."""
