@@ -478,7 +478,7 @@ class NearCache:
         # would otherwise end a blocking read on a quiet connection, and a dead peer that
         # never closes the socket would go unnoticed.
         poll = min(0.05, self._health_interval)
-        last_heard = time.monotonic()
+        last_heard = last_probe = time.monotonic()
         ping_sent: float | None = None
         while not self._closing.is_set():
             if conn.can_read(timeout=poll):
@@ -486,14 +486,34 @@ class NearCache:
                 last_heard = time.monotonic()
                 ping_sent = None
                 self._on_message(message)
-                continue
             now = time.monotonic()
+            if now - last_probe >= poll:
+                self._probe_data_connection()
+                last_probe = now
             if ping_sent is not None:
                 if now - ping_sent > self._health_timeout:
                     raise redis.TimeoutError("the invalidation connection did not answer PING")
             elif now - last_heard >= self._health_interval:
                 conn.send_command("PING")
                 ping_sent = now
+
+    def _probe_data_connection(self) -> None:
+        # The server forgets what a client tracked when that client goes (CLIENT KILL, a
+        # timeout, a restart), and in RESP2 nothing tells us: our copies would stay while the
+        # keys change. So while nobody uses the data connection, look at it: an idle tracked
+        # connection has nothing to read, and a closed one reads as end of file.
+        if not self._data_lock.acquire(blocking=False):
+            return  # in use: its user sees any error
+        try:
+            with self._meta:
+                tracked = self._data_tracked_for is not None  # so it is connected
+            if tracked and self._data.can_read(timeout=0):
+                raise redis.ConnectionError("unexpected data on the idle data connection")
+        except (redis.RedisError, OSError):
+            self._data.disconnect()
+            self._data_lost()
+        finally:
+            self._data_lock.release()
 
     def _on_message(self, message: Any) -> None:
         if not isinstance(message, list) or len(message) < 3 or message[0] != b"message":
