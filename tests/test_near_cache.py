@@ -86,7 +86,7 @@ class Server:
                     break
             except redis.ConnectionError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"redis-server did not start on port {self.port}")
+                    raise RuntimeError(f"no redis-server on port {self.port}") from None
                 time.sleep(0.01)
         probe.close()
 
@@ -435,9 +435,8 @@ def test_concurrent_readers_and_writers(server: Server, protocol: int) -> None:
             if got < floor:
                 errors.append(f"{key}: read {got} at {started:.3f}, {floor} was acknowledged")
 
-    plain = [server.client(protocol) for _ in remote_keys]
     threads = [
-        threading.Thread(target=writer, args=(k, c.set)) for k, c in zip(remote_keys, plain)
+        threading.Thread(target=writer, args=(k, server.client(protocol).set)) for k in remote_keys
     ]
     threads += [threading.Thread(target=writer, args=(k, nc.set)) for k in own_keys]
     threads += [threading.Thread(target=reader, args=(i,)) for i in range(6)]
