@@ -451,3 +451,60 @@ def test_concurrent_readers_and_writers(server: Server, protocol: int) -> None:
     s = nc.stats()
     # Not vacuous: reads were served both ways, and invalidations came.
     assert s.local_hits > 100 and s.server_reads > 100 and s.invalidations > 50, s
+
+
+def _raw(port: int) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=2)
+    return sock
+
+
+def _send(sock: socket.socket, *args: str) -> None:
+    out = f"*{len(args)}\r\n" + "".join(f"${len(a.encode())}\r\n{a}\r\n" for a in args)
+    sock.sendall(out.encode())
+
+
+def _read_some(sock: socket.socket, expect: bytes, timeout: float = 2.0) -> bytes:
+    data = b""
+    deadline = time.monotonic() + timeout
+    while expect not in data and time.monotonic() < deadline:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def test_why_both_connections_speak_resp2(server: Server) -> None:
+    """What NearCache's design rests on, shown on the wire. With REDIRECT, a RESP3 tracking
+    client's invalidations go to the redirect target, not to itself as pushes; to a RESP2
+    target subscribed to __redis__:invalidate they are pub/sub messages. But the null of a
+    flush invalidation is written in the tracking client's protocol: RESP3's `_` reaches the
+    RESP2 target, which redis-py's RESP2 parser rejects. So the near cache's two connections
+    speak one protocol, RESP2."""
+    inv, data, writer = _raw(server.port), _raw(server.port), server.client()
+    _send(inv, "CLIENT", "ID")
+    inv_id = _read_some(inv, b"\r\n").strip().lstrip(b":").decode()
+    _send(inv, "SUBSCRIBE", "__redis__:invalidate")
+    assert b"subscribe" in _read_some(inv, b":1\r\n")
+    _send(data, "HELLO", "3")
+    _read_some(data, b"modules")
+    _send(data, "CLIENT", "TRACKING", "ON", "REDIRECT", inv_id)
+    assert _read_some(data, b"+OK\r\n").endswith(b"+OK\r\n")
+    _send(data, "GET", "k")
+    assert _read_some(data, b"_\r\n") == b"_\r\n"
+    writer.set("k", "v")
+    message = _read_some(inv, b"k\r\n")
+    assert message.startswith(b"*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n")
+    assert message.endswith(b"*1\r\n$1\r\nk\r\n")
+    writer.flushall()
+    flush = _read_some(inv, b"_\r\n")
+    assert flush.endswith(b"$20\r\n__redis__:invalidate\r\n_\r\n")  # RESP3 null, to RESP2
+    data.settimeout(0.2)
+    with pytest.raises(TimeoutError):
+        data.recv(1)  # no push reached the tracking client itself
+    for sock in (inv, data):
+        sock.close()
