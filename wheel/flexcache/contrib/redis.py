@@ -155,7 +155,9 @@ class NearCache:
         self._conn_class = pool.connection_class
         self._conn_kwargs = kwargs
         self._data = self._conn_class(**kwargs)
-        self._encode = self._data.encoder.encode
+        encoder = self._data.encoder
+        self._encode = encoder.encode
+        self._encoding, self._encoding_errors = encoder.encoding, encoder.encoding_errors
         # Called by redis-py on every (re)connect of the data connection, including the
         # implicit ones inside send_command: a new socket is a new server client, untracked.
         self._data.register_connect_callback(self._on_data_connect)
@@ -190,7 +192,14 @@ class NearCache:
 
     def get(self, key: Any, default: Any = None) -> Any:
         """The key's value: a local copy, else read from the server (and kept if tracked)."""
-        k = self._encode(key)
+        # The str and bytes cases inline: redis-py's Encoder.encode costs more than the
+        # local lookup itself.
+        if type(key) is str:
+            k = key.encode(self._encoding, self._encoding_errors)
+        elif type(key) is bytes:
+            k = key
+        else:
+            k = self._key(key)
         value = self.local.get(k, _MISSING)
         if value is _MISSING:
             value = self._read_through(k)
@@ -199,14 +208,14 @@ class NearCache:
     def set(self, key: Any, value: Any, ttl: float | timedelta | None = None) -> None:
         """``SET`` on the server (``PX`` from ``ttl``, seconds or a timedelta), then a tracked
         read of the key in the same round trip, kept as the local copy."""
-        k = self._encode(key)
+        k = self._key(key)
         ms = _ttl_ms(ttl)
         command: tuple[Any, ...] = ("SET", k, value) if ms is None else ("SET", k, value, "PX", ms)
         self._data_call(k, command)
 
     def delete(self, key: Any) -> bool:
         """``DEL`` on the server; ``True`` if the server held the key."""
-        k = self._encode(key)
+        k = self._key(key)
         (removed,) = self._data_call(k, ("DEL", k), read_back=False)
         return bool(removed)
 
@@ -273,6 +282,13 @@ class NearCache:
         self.close()
 
     # -- the data connection ---------------------------------------------------------------
+
+    def _key(self, key: Any) -> bytes:
+        """The key as the server sees it, the local cache's key (redis-py's encoding: str by
+        the client's encoding, int and float by repr; others are a DataError)."""
+        if type(key) is str:
+            return key.encode(self._encoding, self._encoding_errors)
+        return bytes(self._encode(key))
 
     def _check_open(self) -> None:
         if self._closed:
