@@ -318,10 +318,10 @@ class NearCache:
             # Once more on a new connection: the old socket may have died while idle (a
             # CLIENT KILL, a server restart). Every command here may be sent twice (GET,
             # PTTL, SET of one value, DEL). A server that is down fails this one too.
-            return self._attempt(k, write, read_back=read_back)
+            return self._attempt(k, write, read_back=read_back, count=False)
 
     def _attempt(
-        self, k: bytes, write: tuple[Any, ...] | None, *, read_back: bool = True
+        self, k: bytes, write: tuple[Any, ...] | None, *, read_back: bool, count: bool = True
     ) -> list[Any]:
         """One round trip on the data connection: ``write`` (if any), then ``GET k`` and
         ``PTTL k`` (if ``read_back``), whose reply is kept as the local copy when nothing may
@@ -334,11 +334,11 @@ class NearCache:
             # now; the read back below (or the next read) brings the new one.
             if write is not None:
                 self.local.delete(k)
-                self._writes += 1
+                self._writes += count  # a call counts once, retried or not
             if read_back:
                 self._flights[k] = False
                 if write is None:
-                    self._server_reads += 1
+                    self._server_reads += count
         commands: list[tuple[Any, ...]] = [] if write is None else [write]
         if read_back:
             commands += [("GET", k), ("PTTL", k)]
