@@ -317,15 +317,21 @@ impl TinyLfu {
         }
     }
 
+    /// A hit on `id`, whose key has `hash`.
     #[inline(never)]
-    pub(crate) fn hit<K, V>(&mut self, entries: &mut Arena<Entry<K, V>>, id: SlotId) {
-        let stored = entries.get(id).stored_hash();
+    pub(crate) fn hit<K, V>(
+        &mut self,
+        entries: &mut Arena<Entry<K, V>>,
+        id: SlotId,
+        hash: IndexHash,
+    ) {
+        debug_assert_eq!(entries.get(id).stored_hash(), hash.stored, "the hit's hash");
         let member = &mut self.members[id.index()];
         let protected = member.region() == Region::Protected;
         if protected {
             member.0 |= REFERENCED;
         }
-        let period_over = self.sketch.record(sketch_hash(stored));
+        let period_over = self.sketch.record(sketch_hash(hash.stored));
         if period_over || !protected {
             self.finish_hit(entries, id, period_over);
         }
