@@ -1,5 +1,7 @@
 //! The engine alone, without Python: `flexcache::engine::Cache<u64, u64>`
-//! at 1M entries. Run with `cargo bench --bench engine`.
+//! at 1M entries, then get hits at 1k and 100k entries under `lru` and
+//! `tinylfu`. Run with `cargo bench --bench engine`; `cargo bench --bench
+//! engine -- get-hit` runs only the latter.
 //!
 //! A plain harness (`harness = false`): each figure is the median of
 //! [`REPS`] timed passes over 1M pre-built keys in random order, printed as
@@ -106,8 +108,60 @@ fn report(name: &str, ns: f64) {
     println!("{name:<52} {ns:>9.1} ns/op");
 }
 
+/// Get hits on a full cache of `n` entries: `n` lookups drawn uniformly,
+/// with repeats (as `bench/profile_loop.py get-hit` does through Python),
+/// replayed until about 1M gets, so each figure has the same number of ops.
+fn get_hit_ns(policy: EvictionPolicy, n: u64) -> f64 {
+    let keys = shuffled(0, n, 4);
+    let mut cache = filled(policy, n, &keys, None);
+    let mut state = 5;
+    let lookups: Vec<u64> = (0..n)
+        .map(|_| {
+            state = hash(state);
+            keys[(state % n) as usize]
+        })
+        .collect();
+    let rounds = (N / n).max(1);
+    let mut released = Released::new();
+    let mut replay = |cache: &mut Engine| {
+        for _ in 0..rounds {
+            for &key in &lookups {
+                let _ = black_box(cache.get(hash(key), |k| *k == key, 0, &mut released));
+            }
+        }
+    };
+    // One untimed replay: the entries settle where the lookups put them
+    // (under `tinylfu`, the hit ones into protected).
+    replay(&mut cache);
+    measure(rounds * n, || (), |()| replay(&mut cache))
+}
+
+/// LRU against W-TinyLFU on the hit path, where the sketch's increment and
+/// the region's move are all `tinylfu` adds; small sizes keep the entries
+/// in the CPU's caches, so the policy's own work shows. The two alternate,
+/// so that a neighbour's load shifts both alike.
+fn get_hit_table() {
+    println!("get hit, lru vs tinylfu, the best of 3 medians of {REPS}");
+    for n in [1_000, 100_000] {
+        let (mut lru, mut tiny) = (Vec::new(), Vec::new());
+        for _ in 0..3 {
+            lru.push(get_hit_ns(EvictionPolicy::Lru, n));
+            tiny.push(get_hit_ns(EvictionPolicy::TinyLfu, n));
+        }
+        let best = |samples: &[f64]| samples.iter().copied().fold(f64::INFINITY, f64::min);
+        let (lru, tiny) = (best(&lru), best(&tiny));
+        report(&format!("get hit, {n} entries, lru"), lru);
+        report(&format!("get hit, {n} entries, tinylfu"), tiny);
+        println!("  = tinylfu / lru {:.2}x", tiny / lru);
+    }
+}
+
 #[allow(clippy::too_many_lines, reason = "one table, one row after another")]
 fn main() {
+    if std::env::args().any(|arg| arg == "get-hit") {
+        get_hit_table();
+        return;
+    }
     let keys = shuffled(0, N, 1);
     let mut inserted: Vec<u64> = keys.clone();
     inserted.sort_unstable();
@@ -240,4 +294,7 @@ fn main() {
     );
     report("advance 3 s: one scan reaps 1M due (per entry)", ns);
     println!("  = {:.1} ms for the whole scan", ns * N as f64 / 1e6);
+
+    println!();
+    get_hit_table();
 }

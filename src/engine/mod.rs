@@ -490,7 +490,7 @@ impl<K, V> Cache<K, V> {
             return Ok(None);
         };
         self.counters.hits += 1;
-        self.policy.on_hit(&mut self.entries, id);
+        self.policy.on_hit(&mut self.entries, id, hash);
         Ok(Some(&self.entries.get(id).value))
     }
 

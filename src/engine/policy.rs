@@ -192,8 +192,9 @@ impl Policy {
         }
     }
 
+    /// A lookup of the key of `hash` that found the live entry `id`.
     #[inline(always)]
-    pub(crate) fn on_hit<K, V>(&mut self, entries: &mut Arena<Entry<K, V>>, id: SlotId) {
+    pub(crate) fn on_hit<K, V>(&mut self, entries: &mut Arena<Entry<K, V>>, id: SlotId, hash: u64) {
         if let Policy::Ordered {
             order,
             refresh_on_hit,
@@ -206,7 +207,10 @@ impl Policy {
         }
         match self {
             Policy::Lfu(lfu) => lfu.hit(entries, id),
-            Policy::TinyLfu(tiny) => tiny.hit(entries, id),
+            // The key's hash from the caller, not from the entry: the
+            // sketch's update can start without waiting for the entry's
+            // bits, and the probe computed the same already.
+            Policy::TinyLfu(tiny) => tiny.hit(entries, id, IndexHash::of_key(hash)),
             Policy::Ordered { .. } | Policy::Random { .. } | Policy::Unbounded => {}
         }
     }

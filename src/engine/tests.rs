@@ -863,3 +863,124 @@ fn external_policy_asks_for_room_for_a_whole_batch_before_it_changes_anything() 
     assert_eq!(d.take_released(), [("b", ReleaseReason::Replaced)]);
     assert_eq!(d.cache.len(), 3);
 }
+
+/// A seeded generator for the hit-ratio traces: splitmix64.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `[0, 1)`.
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Ranks `0..keys` drawn with probability proportional to `1 / (rank + 1)^skew`.
+struct Zipf {
+    cumulative: Vec<f64>,
+}
+
+impl Zipf {
+    fn new(keys: usize, skew: f64) -> Self {
+        let mut total = 0.0;
+        let cumulative = (1..=keys)
+            .map(|rank| {
+                total += (rank as f64).powf(-skew);
+                total
+            })
+            .collect();
+        Zipf { cumulative }
+    }
+
+    fn draw(&self, rng: &mut SplitMix) -> u64 {
+        let target = rng.unit() * self.cumulative[self.cumulative.len() - 1];
+        self.cumulative.partition_point(|&c| c <= target) as u64
+    }
+}
+
+const TRACE_KEYS: usize = 1_000_000;
+const TRACE_LENGTH: usize = 2_000_000;
+
+fn zipf_trace(skew: f64, seed: u64) -> Vec<u64> {
+    let zipf = Zipf::new(TRACE_KEYS, skew);
+    let mut rng = SplitMix(seed);
+    (0..TRACE_LENGTH).map(|_| zipf.draw(&mut rng)).collect()
+}
+
+/// Zipf 1.0, and every 100k requests a scan of `scan` keys never seen
+/// before or after.
+fn zipf_with_scans(scan: u64, seed: u64) -> Vec<u64> {
+    let zipf = Zipf::new(TRACE_KEYS, 1.0);
+    let mut rng = SplitMix(seed);
+    let mut fresh = 1u64 << 40;
+    let mut trace = Vec::with_capacity(TRACE_LENGTH);
+    while trace.len() < TRACE_LENGTH {
+        trace.extend((0..100_000).map(|_| zipf.draw(&mut rng)));
+        trace.extend(fresh..fresh + scan);
+        fresh += scan;
+    }
+    trace.truncate(TRACE_LENGTH);
+    trace
+}
+
+/// Zipf 1.0 whose ranks map to a new set of keys every 250k requests.
+fn shifting_hot_set(seed: u64) -> Vec<u64> {
+    let zipf = Zipf::new(TRACE_KEYS, 1.0);
+    let mut rng = SplitMix(seed);
+    (0..TRACE_LENGTH)
+        .map(|i| zipf.draw(&mut rng) + (i / 250_000) as u64 * TRACE_KEYS as u64)
+        .collect()
+}
+
+fn looping(keys: u64) -> Vec<u64> {
+    (0..keys).cycle().take(TRACE_LENGTH).collect()
+}
+
+/// The hit ratio of a read-through reader (`get`, and on a miss `insert`).
+fn hit_ratio(policy: EvictionPolicy, capacity: u64, trace: &[u64]) -> f64 {
+    let mut d = Numbers::new(policy, capacity, 0);
+    let hits = trace.iter().filter(|&&key| d.access(key)).count();
+    hits as f64 / trace.len() as f64
+}
+
+/// The hit ratios of `lru` and `tinylfu` on fixed-seed traces, printed as a
+/// table: run before and after a change to either policy, to see that it
+/// costs no hit ratio. `cargo test --release -- --ignored hit_ratio --nocapture`
+#[test]
+#[ignore = "a measurement, not a check: tens of seconds in release"]
+#[allow(clippy::print_stdout, reason = "the table is the result")]
+fn hit_ratio_table() {
+    println!(
+        "{:<28} {:>7} {:>8} {:>8}",
+        "trace", "cache", "lru %", "tinylfu %"
+    );
+    for capacity in [1_000, 10_000] {
+        let traces: Vec<(String, Vec<u64>)> = vec![
+            ("zipf 0.8".into(), zipf_trace(0.8, 1)),
+            ("zipf 1.0".into(), zipf_trace(1.0, 2)),
+            ("zipf 1.2".into(), zipf_trace(1.2, 3)),
+            ("loop 1.1x cache".into(), looping(capacity * 11 / 10)),
+            (
+                "zipf 1.0 + scans (5x cache)".into(),
+                zipf_with_scans(5 * capacity, 4),
+            ),
+            ("shifting hot set".into(), shifting_hot_set(5)),
+        ];
+        for (name, trace) in &traces {
+            let lru = hit_ratio(EvictionPolicy::Lru, capacity, trace);
+            let tiny = hit_ratio(EvictionPolicy::TinyLfu, capacity, trace);
+            println!(
+                "{name:<28} {capacity:>7} {:>8.2} {:>8.2}",
+                lru * 100.0,
+                tiny * 100.0
+            );
+        }
+    }
+}

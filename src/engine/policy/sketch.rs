@@ -1,11 +1,15 @@
 //! The frequency sketch W-TinyLFU admits by: a count-min sketch of 4-bit
 //! counters with a doorkeeper, aged by halving.
 //!
-//! Layout (after Caffeine's block-based `FrequencySketch`): a key's four
-//! counters all lie in one 64-byte block, so an update or estimate touches
-//! one cache line, plus the doorkeeper's bits, which sit in the block's
-//! second line. Counter `i` of a key is a nibble of word `2i` or `2i + 1`
-//! of its block, picked by hash bits, so the four never share a word.
+//! Layout: a key's four counters are four nibbles of one 64-bit word, and
+//! its two doorkeeper bits two bits of another, both in one 64-byte block
+//! (one cache line), so that an update is one load and one store of each
+//! word: all four counters are tested for saturation and incremented at
+//! once (SWAR). The word is split into four lanes of four nibbles, and
+//! counter `i` is one nibble of lane `i`, so the four never coincide.
+//! (Caffeine's block-based `FrequencySketch` spreads a key's counters over
+//! four words of a block and updates them one by one; it has no
+//! doorkeeper.)
 //!
 //! The doorkeeper is a small Bloom filter in front of the counters: a
 //! key's first access in a sample period only sets its two doorkeeper
@@ -17,13 +21,13 @@
 //! recorded, every counter is halved and the doorkeeper is emptied, so a
 //! formerly hot key's count decays and a new hot one overtakes it.
 
-/// Counter blocks, each two cache lines: the counters, then the
-/// doorkeeper's bits.
+/// Counter blocks, each one cache line: counter words, then doorkeeper
+/// words.
 #[derive(Clone, Copy, Debug, Default)]
-#[repr(C, align(128))]
+#[repr(C, align(64))]
 struct Block {
-    counters: [u64; 8],
-    doorkeeper: [u64; 8],
+    counters: [u64; 4],
+    doorkeeper: [u64; 4],
 }
 
 /// Every nibble's top bit clear: a word shifted right by one and masked
@@ -40,63 +44,98 @@ const COUNTER_MAX: u64 = 15;
 /// for it (see `tinylfu`).
 const SAMPLE_FACTOR: u64 = 20;
 
-/// Where a key's counters and doorkeeper bits are: its block, and a mix
-/// of its hash whose bytes 0-3 place the four counters (bit 0 the word of
-/// the pair, bits 1-4 the nibble) and whose bits 32-40 and 41-49 are the
-/// two doorkeeper bits.
+/// For each byte of placement bits, the increment of the four counters it
+/// picks: two bits per lane choose the nibble, and the lowest bit of each
+/// chosen nibble is set. A table lookup is cheaper than assembling the
+/// mask from four shifts.
+const COUNTER_INCREMENTS: [u64; 256] = {
+    let mut table = [0; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let mut lane = 0;
+        while lane < 4 {
+            let nibble = (byte >> (2 * lane)) & 3;
+            table[byte] |= 1 << (16 * lane + 4 * nibble);
+            lane += 1;
+        }
+        byte += 1;
+    }
+    table
+};
+
+/// Where a key's counters and doorkeeper bits are: its block (the hash's
+/// high bits), and within the block, from the hash's low 32 bits: bits 0-7
+/// the four nibbles (see [`COUNTER_INCREMENTS`]), bits 8-9 the counter
+/// word, bits 10-11 the doorkeeper word and bits 12-17 and 18-23 the two
+/// doorkeeper bits. The low bits do not depend on the number of blocks,
+/// so a key keeps its place inside its block when the sketch grows.
 #[derive(Clone, Copy, Debug)]
 struct Place {
     block: usize,
-    mixed: u64,
+    local: u32,
 }
 
 impl Place {
-    /// Word and bit shift of counter `i` (0-3).
     #[inline(always)]
-    fn counter(self, i: u32) -> (usize, u32) {
-        let bits = (self.mixed >> (i * 8)) as u32;
-        ((2 * i + (bits & 1)) as usize, ((bits >> 1) & 15) * 4)
+    fn counter_word(self) -> usize {
+        (self.local >> 8) as usize & 3
     }
 
-    /// Word and mask of doorkeeper bit `i` (0-1).
     #[inline(always)]
-    fn doorkeeper(self, i: u32) -> (usize, u64) {
-        let bit = (self.mixed >> (32 + 9 * i)) as usize & 511;
-        (bit / 64, 1u64 << (bit % 64))
+    fn counter_increments(self) -> u64 {
+        COUNTER_INCREMENTS[self.local as usize & 255]
+    }
+
+    #[inline(always)]
+    fn doorkeeper_word(self) -> usize {
+        (self.local >> 10) as usize & 3
+    }
+
+    #[inline(always)]
+    fn doorkeeper_mask(self) -> u64 {
+        (1u64 << ((self.local >> 12) & 63)) | (1u64 << ((self.local >> 18) & 63))
     }
 
     /// Whether `block`'s doorkeeper holds the key: both its bits are set.
     #[inline(always)]
     fn known(self, block: &Block) -> bool {
-        let ((word0, mask0), (word1, mask1)) = (self.doorkeeper(0), self.doorkeeper(1));
-        block.doorkeeper[word0] & mask0 != 0 && block.doorkeeper[word1] & mask1 != 0
+        let mask = self.doorkeeper_mask();
+        block.doorkeeper[self.doorkeeper_word()] & mask == mask
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct FrequencySketch {
+    /// Never empty, so that an update need not test for it.
     blocks: Vec<Block>,
-    /// The items the sketch is sized for; 0 before the first `grow_for`.
+    /// The items the sketch is sized for.
     sized_for: u64,
     /// The most items it will ever be sized for (`max_items`, or none).
     size_limit: u64,
-    /// Accesses recorded in the current sample period.
-    additions: u64,
+    /// Accesses left to record before the next halving: a countdown, one
+    /// decrement and test an access.
+    until_aging: u64,
     /// Accesses per sample period.
     sample_size: u64,
 }
 
 impl FrequencySketch {
-    /// A sketch that never grows past `size_limit` items (0: no limit).
+    /// A sketch that never grows past `size_limit` items (0: no limit),
+    /// sized for a few items to begin with.
     pub(crate) fn new(size_limit: u64) -> Self {
-        FrequencySketch {
+        let mut sketch = FrequencySketch {
+            blocks: Vec::new(),
+            sized_for: 0,
             size_limit: if size_limit == 0 {
                 u64::MAX
             } else {
                 size_limit
             },
-            ..FrequencySketch::default()
-        }
+            until_aging: 0,
+            sample_size: 0,
+        };
+        sketch.resize(1);
+        sketch
     }
 
     /// Sizes the sketch for at least `items` items (up to its limit),
@@ -126,12 +165,12 @@ impl FrequencySketch {
             return;
         }
         // Caffeine's proportion: a 64-bit word (16 counters) per item, so
-        // a block of 8 words serves about eight keys' four counters each.
+        // a block of 4 counter words serves about four keys.
         let words = usize::try_from(sized_for)
             .unwrap_or(usize::MAX)
             .min(1 << 40)
             .next_power_of_two();
-        let blocks = (words / 8).max(1);
+        let blocks = (words / 4).max(1);
         if blocks > self.blocks.len() {
             let old = std::mem::take(&mut self.blocks);
             let split = (blocks / old.len().max(1)).trailing_zeros();
@@ -142,77 +181,87 @@ impl FrequencySketch {
             };
         }
         self.sized_for = sized_for;
-        self.sample_size = sized_for.saturating_mul(SAMPLE_FACTOR);
+        let sample_size = sized_for.saturating_mul(SAMPLE_FACTOR);
+        // The accesses counted so far stay counted in the longer period.
+        self.until_aging += sample_size - self.sample_size;
+        self.sample_size = sample_size;
     }
 
     #[inline(always)]
     fn place(&self, hash: u64) -> Place {
-        // The block from the hash's high bits (a multiply-shift range
-        // reduction), the counters and doorkeeper bits from a second mix,
-        // so that keys sharing a block rarely share counters.
+        // The block by a multiply-shift range reduction of the whole hash
+        // (its high bits), so that twice the blocks split each old one in
+        // two (see `grow_for`).
         Place {
             block: ((u128::from(hash) * self.blocks.len() as u128) >> 64) as usize,
-            mixed: hash.wrapping_mul(0xBF58_476D_1CE4_E5B9) ^ (hash >> 31),
+            local: hash as u32,
         }
     }
 
-    /// Records one access of the key with `hash`. Branch-free but for the
-    /// doorkeeper: a hit on a `tinylfu` cache runs this.
-    #[inline]
+    /// Records one access of the key with `hash`, which must be mixed in
+    /// all its bits.
+    #[inline(always)]
     pub(crate) fn increment(&mut self, hash: u64) {
-        if self.blocks.is_empty() {
-            return;
-        }
-        let place = self.place(hash);
-        let block = &mut self.blocks[place.block];
-        if place.known(block) {
-            for i in 0..4 {
-                let (word, shift) = place.counter(i);
-                let counter = (block.counters[word] >> shift) & COUNTER_MAX;
-                block.counters[word] += u64::from(counter < COUNTER_MAX) << shift;
-            }
-        } else {
-            for i in 0..2 {
-                let (word, mask) = place.doorkeeper(i);
-                block.doorkeeper[word] |= mask;
-            }
-        }
-        self.additions += 1;
-        if self.additions >= self.sample_size {
+        if self.record(hash) {
             self.age();
         }
+    }
+
+    /// [`FrequencySketch::increment`] but for the halving, which it leaves
+    /// to the caller when it answers true: the sample period is over, and
+    /// [`FrequencySketch::age`] must run before the next access is
+    /// recorded. Branch-free: a hit on a `tinylfu` cache runs this, and
+    /// keeps its one rare call out of the way.
+    #[must_use]
+    #[inline(always)]
+    pub(crate) fn record(&mut self, hash: u64) -> bool {
+        let place = self.place(hash);
+        let block = &mut self.blocks[place.block];
+        let known = place.known(block);
+        // Setting the bits of a key the doorkeeper holds changes nothing.
+        block.doorkeeper[place.doorkeeper_word()] |= place.doorkeeper_mask();
+        let counters = &mut block.counters[place.counter_word()];
+        let word = *counters;
+        // Bit 4k of `saturated` is set when nibble k is 15: the AND of its
+        // four bits.
+        let pairs = word & (word >> 2);
+        let saturated = pairs & (pairs >> 1);
+        let counted = u64::from(known).wrapping_neg();
+        // No carry leaves a nibble: only those below 15 get their one.
+        *counters = word + (place.counter_increments() & !saturated & counted);
+        self.until_aging -= 1;
+        self.until_aging == 0
     }
 
     /// The estimated number of accesses of the key with `hash` in about
     /// the last sample period: at most 16.
     #[inline]
     pub(crate) fn frequency(&self, hash: u64) -> u64 {
-        if self.blocks.is_empty() {
-            return 0;
-        }
         let place = self.place(hash);
         let block = &self.blocks[place.block];
-        let counted = (0..4)
-            .map(|i| {
-                let (word, shift) = place.counter(i);
-                (block.counters[word] >> shift) & COUNTER_MAX
-            })
-            .min()
-            .unwrap_or(0);
+        let word = block.counters[place.counter_word()];
+        let mut increments = place.counter_increments();
+        let mut counted = COUNTER_MAX;
+        while increments != 0 {
+            let shift = increments.trailing_zeros();
+            counted = counted.min((word >> shift) & COUNTER_MAX);
+            increments &= increments - 1;
+        }
         counted + u64::from(place.known(block))
     }
 
     /// Halves every counter and empties the doorkeeper.
     #[cold]
     #[inline(never)]
-    fn age(&mut self) {
+    pub(crate) fn age(&mut self) {
         for block in &mut self.blocks {
             for word in &mut block.counters {
                 *word = (*word >> 1) & HALVES;
             }
-            block.doorkeeper = [0; 8];
+            block.doorkeeper = [0; 4];
         }
-        self.additions /= 2;
+        // Halved, the period's count so far is half a period.
+        self.until_aging = self.sample_size - self.sample_size / 2;
     }
 
     pub(crate) fn heap_size(&self) -> usize {
@@ -225,7 +274,7 @@ impl FrequencySketch {
     #[cfg(any(test, fuzzing))]
     pub(crate) fn validate(&self) {
         assert!(
-            self.blocks.is_empty() || self.additions < self.sample_size,
+            (1..=self.sample_size).contains(&self.until_aging),
             "sketch sample count past its period"
         );
         assert!(
@@ -258,6 +307,42 @@ mod tests {
             sketch.increment(spread(7));
         }
         assert_eq!(sketch.frequency(spread(7)), 16, "4-bit counters saturate");
+    }
+
+    #[test]
+    fn a_saturated_counter_never_carries_into_its_neighbours() {
+        let mut sketch = FrequencySketch::new(0);
+        sketch.grow_for(1000);
+        let key = spread(7);
+        for _ in 0..40 {
+            sketch.increment(key);
+        }
+        let place = sketch.place(key);
+        let word = sketch.blocks[place.block].counters[place.counter_word()];
+        assert_eq!(
+            word,
+            place.counter_increments() * COUNTER_MAX,
+            "its four nibbles at 15, every other nibble 0"
+        );
+        let counting = sketch
+            .blocks
+            .iter()
+            .flat_map(|block| block.counters)
+            .filter(|&word| word != 0)
+            .count();
+        assert_eq!(counting, 1, "no other word counted anything");
+    }
+
+    #[test]
+    fn every_key_has_four_counters_one_in_each_lane() {
+        for (byte, increments) in COUNTER_INCREMENTS.iter().enumerate() {
+            assert_eq!(increments.count_ones(), 4, "byte {byte}");
+            for lane in 0..4 {
+                let bits = (increments >> (16 * lane)) & 0xFFFF;
+                assert_eq!(bits.count_ones(), 1, "byte {byte}, lane {lane}");
+                assert_eq!(bits.trailing_zeros() % 4, 0, "a nibble's lowest bit");
+            }
+        }
     }
 
     #[test]
