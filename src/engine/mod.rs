@@ -486,7 +486,8 @@ impl<K, V> Cache<K, V> {
         self.auto_scan(now, released);
         let Some(id) = self.find_live(hash, eq, now, released)? else {
             self.counters.misses += 1;
-            self.policy.on_miss(&mut self.entries, hash);
+            let lookups = self.counters.hits + self.counters.misses;
+            self.policy.on_miss(&mut self.entries, hash, lookups);
             return Ok(None);
         };
         self.counters.hits += 1;

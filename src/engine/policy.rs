@@ -215,11 +215,17 @@ impl Policy {
         }
     }
 
-    /// A lookup that found no live entry for the key of `hash`.
+    /// A lookup that found no live entry for the key of `hash`; `lookups`
+    /// is how many lookups the cache has made, this one included.
     #[inline(always)]
-    pub(crate) fn on_miss<K, V>(&mut self, entries: &mut Arena<Entry<K, V>>, hash: u64) {
+    pub(crate) fn on_miss<K, V>(
+        &mut self,
+        entries: &mut Arena<Entry<K, V>>,
+        hash: u64,
+        lookups: u64,
+    ) {
         if let Policy::TinyLfu(tiny) = self {
-            tiny.miss(entries, IndexHash::of_key(hash));
+            tiny.miss(entries, IndexHash::of_key(hash), lookups);
         }
     }
 

@@ -961,7 +961,7 @@ fn hit_ratio_table() {
         "{:<28} {:>7} {:>8} {:>8}",
         "trace", "cache", "lru %", "tinylfu %"
     );
-    for capacity in [1_000, 10_000] {
+    for capacity in [100, 1_000, 10_000] {
         let traces: Vec<(String, Vec<u64>)> = vec![
             ("zipf 0.8".into(), zipf_trace(0.8, 1)),
             ("zipf 1.0".into(), zipf_trace(1.0, 2)),

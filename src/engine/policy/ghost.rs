@@ -9,9 +9,10 @@ use hashbrown::HashMap;
 
 #[derive(Debug, Default)]
 pub(crate) struct Ghosts {
-    /// Hash -> the sequence number it was recorded under; a hash recorded
-    /// again, or forgotten, leaves a stale `order` slot, skipped on trim.
-    recorded: HashMap<u32, u64, SpreadHash>,
+    /// Hash -> the sequence number it was recorded under and the time
+    /// (the caller's clock) it was let go at; a hash recorded again, or
+    /// forgotten, leaves a stale `order` slot, skipped on trim.
+    recorded: HashMap<u32, (u64, u64), SpreadHash>,
     order: VecDeque<(u32, u64)>,
     next: u64,
 }
@@ -21,25 +22,27 @@ impl Ghosts {
         self.recorded.len()
     }
 
-    /// Records `hash` as let go, forgetting the oldest beyond `capacity`.
-    pub(crate) fn record(&mut self, hash: u32, capacity: usize) {
+    /// Records `hash` as let go at time `at`, forgetting the oldest beyond
+    /// `capacity`.
+    pub(crate) fn record(&mut self, hash: u32, capacity: usize, at: u64) {
         self.next += 1;
-        self.recorded.insert(hash, self.next);
+        self.recorded.insert(hash, (self.next, at));
         self.order.push_back((hash, self.next));
         while self.recorded.len() > capacity || self.order.len() > 2 * capacity.max(1) {
             let Some((oldest, recorded_as)) = self.order.pop_front() else {
                 break;
             };
-            if self.recorded.get(&oldest) == Some(&recorded_as) {
+            if self.recorded.get(&oldest).map(|&(seq, _)| seq) == Some(recorded_as) {
                 self.recorded.remove(&oldest);
             }
         }
     }
 
-    /// Whether `hash` was recorded and not yet forgotten; forgets it.
+    /// When `hash` was let go, if it was recorded and not yet forgotten;
+    /// forgets it.
     #[inline]
-    pub(crate) fn take(&mut self, hash: u32) -> bool {
-        self.recorded.remove(&hash).is_some()
+    pub(crate) fn take(&mut self, hash: u32) -> Option<u64> {
+        self.recorded.remove(&hash).map(|(_, at)| at)
     }
 
     pub(crate) fn clear(&mut self) {
@@ -88,16 +91,16 @@ mod tests {
     fn forgets_the_oldest_past_capacity_and_what_it_hands_back() {
         let mut ghosts = Ghosts::default();
         for hash in 0..10 {
-            ghosts.record(hash, 4);
+            ghosts.record(hash, 4, u64::from(hash) * 10);
         }
         assert_eq!(ghosts.len(), 4);
-        assert!(!ghosts.take(5));
-        assert!(ghosts.take(6));
-        assert!(!ghosts.take(6), "taken once");
-        ghosts.record(7, 4); // again: a stale slot stays behind
+        assert_eq!(ghosts.take(5), None);
+        assert_eq!(ghosts.take(6), Some(60));
+        assert_eq!(ghosts.take(6), None, "taken once");
+        ghosts.record(7, 4, 100); // again: a stale slot stays behind
         for hash in 20..23 {
-            ghosts.record(hash, 4);
+            ghosts.record(hash, 4, 200);
         }
-        assert!(ghosts.take(7), "the later record counts");
+        assert_eq!(ghosts.take(7), Some(100), "the later record counts");
     }
 }
