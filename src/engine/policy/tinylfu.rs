@@ -388,7 +388,10 @@ impl TinyLfu {
             // window of any size: it speaks for the main space, whose
             // frequency filter can keep part of such a loop (loop 1.1x at
             // 100 entries: 0.2% when it grew the window instead).
-            self.lookups - let_go_at <= entries.len() as u64
+            if self.lookups - let_go_at > entries.len() as u64 {
+                return;
+            }
+            true
         } else if self.main_ghosts.take(stored).is_some() {
             false
         } else {
@@ -542,7 +545,10 @@ impl TinyLfu {
     /// Moves `units` of size from protected to the window, then fills the
     /// window from the main space's least recent entries.
     fn grow_window<K, V>(&mut self, entries: &mut Arena<Entry<K, V>>, units: u64) {
-        let units = units.min(self.capacity - self.window_max);
+        // The main space keeps 1% at least: without one, no main ghost
+        // could ever shrink the window back.
+        let main_min = self.capacity.div_ceil(100);
+        let units = units.min(self.capacity.saturating_sub(main_min + self.window_max));
         if units == 0 {
             return;
         }
