@@ -106,9 +106,10 @@ impl Place {
 
 #[derive(Debug)]
 pub(crate) struct FrequencySketch {
-    /// Never empty, so that an update need not test for it.
+    /// Never empty, so that a hit's update need not test for it.
     blocks: Vec<Block>,
-    /// The items the sketch is sized for.
+    /// The items the sketch is sized for; 0 before the first `grow_for`,
+    /// when it counts nothing.
     sized_for: u64,
     /// The most items it will ever be sized for (`max_items`, or none).
     size_limit: u64,
@@ -120,11 +121,12 @@ pub(crate) struct FrequencySketch {
 }
 
 impl FrequencySketch {
-    /// A sketch that never grows past `size_limit` items (0: no limit),
-    /// sized for a few items to begin with.
+    /// A sketch that never grows past `size_limit` items (0: no limit).
+    /// It counts nothing until the first `grow_for`: a cache's first store
+    /// and the misses before it are not counted.
     pub(crate) fn new(size_limit: u64) -> Self {
-        let mut sketch = FrequencySketch {
-            blocks: Vec::new(),
+        FrequencySketch {
+            blocks: vec![Block::default()],
             sized_for: 0,
             size_limit: if size_limit == 0 {
                 u64::MAX
@@ -133,9 +135,7 @@ impl FrequencySketch {
             },
             until_aging: 0,
             sample_size: 0,
-        };
-        sketch.resize(1);
-        sketch
+        }
     }
 
     /// Sizes the sketch for at least `items` items (up to its limit),
@@ -173,12 +173,8 @@ impl FrequencySketch {
         let blocks = (words / 4).max(1);
         if blocks > self.blocks.len() {
             let old = std::mem::take(&mut self.blocks);
-            let split = (blocks / old.len().max(1)).trailing_zeros();
-            self.blocks = if old.is_empty() {
-                vec![Block::default(); blocks]
-            } else {
-                (0..blocks).map(|index| old[index >> split]).collect()
-            };
+            let split = (blocks / old.len()).trailing_zeros();
+            self.blocks = (0..blocks).map(|index| old[index >> split]).collect();
         }
         self.sized_for = sized_for;
         let sample_size = sized_for.saturating_mul(SAMPLE_FACTOR);
@@ -202,6 +198,9 @@ impl FrequencySketch {
     /// all its bits.
     #[inline(always)]
     pub(crate) fn increment(&mut self, hash: u64) {
+        if self.sized_for == 0 {
+            return;
+        }
         if self.record(hash) {
             self.age();
         }
@@ -210,11 +209,13 @@ impl FrequencySketch {
     /// [`FrequencySketch::increment`] but for the halving, which it leaves
     /// to the caller when it answers true: the sample period is over, and
     /// [`FrequencySketch::age`] must run before the next access is
-    /// recorded. Branch-free: a hit on a `tinylfu` cache runs this, and
-    /// keeps its one rare call out of the way.
+    /// recorded. Only for a sized sketch (a hit's: its entry's store sized
+    /// it). Branch-free: a hit on a `tinylfu` cache runs this, and keeps its
+    /// one rare call out of the way.
     #[must_use]
     #[inline(always)]
     pub(crate) fn record(&mut self, hash: u64) -> bool {
+        debug_assert!(self.sized_for > 0, "a record in an unsized sketch");
         let place = self.place(hash);
         let block = &mut self.blocks[place.block];
         let known = place.known(block);
@@ -274,7 +275,7 @@ impl FrequencySketch {
     #[cfg(any(test, fuzzing))]
     pub(crate) fn validate(&self) {
         assert!(
-            (1..=self.sample_size).contains(&self.until_aging),
+            self.sized_for == 0 || (1..=self.sample_size).contains(&self.until_aging),
             "sketch sample count past its period"
         );
         assert!(
@@ -307,6 +308,17 @@ mod tests {
             sketch.increment(spread(7));
         }
         assert_eq!(sketch.frequency(spread(7)), 16, "4-bit counters saturate");
+    }
+
+    #[test]
+    fn counts_nothing_before_it_is_sized() {
+        let mut sketch = FrequencySketch::new(0);
+        sketch.increment(spread(7));
+        sketch.validate();
+        sketch.grow_for(1);
+        assert_eq!(sketch.frequency(spread(7)), 0);
+        sketch.increment(spread(7));
+        assert_eq!(sketch.frequency(spread(7)), 1);
     }
 
     #[test]
